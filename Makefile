@@ -1,0 +1,54 @@
+# placelake: `make run` and `make test` are all a new machine needs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export PLACELAKE_HOME ?= $(CURDIR)/var
+JARS_STAMP := .cache/jars/.fetched
+VENV_STAMP := $(VENV)/.installed
+# For the embedded default only: a random key made once for this machine and
+# kept under PLACELAKE_HOME (git-ignored). Real places set PLACELAKE_PSEUDONYM_KEY.
+DEV_KEY := $(PLACELAKE_HOME)/.pseudonym_key
+
+.PHONY: help setup run test test-unit lint clean distclean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV_STAMP): setup.cfg constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
+	@touch $@
+
+$(JARS_STAMP): $(VENV_STAMP) jobs/config.py
+	$(BIN)/placelake setup
+	@touch $@
+
+setup: $(VENV_STAMP) $(JARS_STAMP) ## create .venv, install pinned dependencies, fetch the Delta jars once
+
+$(DEV_KEY):
+	@mkdir -p $(dir $@)
+	@umask 077 && $(BIN)/python -c "import secrets; print(secrets.token_hex(32))" > $@
+	@echo "made a development pseudonym key for this machine: $@ (set PLACELAKE_PSEUDONYM_KEY for real data)"
+
+run: setup $(DEV_KEY) ## run the whole pipeline on a generated place (embedded Spark and Airflow)
+	@PLACELAKE_PSEUDONYM_KEY="$${PLACELAKE_PSEUDONYM_KEY:-$$(cat $(DEV_KEY))}" $(BIN)/placelake run
+
+test: setup ## run the test suite (unit, DAG integrity, end-to-end integration)
+	$(BIN)/pytest
+
+test-unit: setup ## unit tests only (no end-to-end run)
+	$(BIN)/pytest -m "not integration"
+
+lint: setup ## ruff, including Airflow's AIR rules
+	$(BIN)/ruff check jobs dags tests
+	$(BIN)/ruff format --check jobs dags tests
+
+clean: ## remove everything a run produced ($$PLACELAKE_HOME)
+	rm -rf "$(PLACELAKE_HOME)" spark-warehouse metastore_db derby.log
+
+distclean: clean ## also remove .venv and the fetched jars
+	rm -rf $(VENV) .cache

@@ -1,0 +1,290 @@
+"""The placelake command line: setup, generate, run, status, sql, report.
+
+`make run` is a thin wrapper over `placelake run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime
+
+from jobs.config import REPO_ROOT, Settings
+
+log = logging.getLogger("placelake")
+
+DAG_ID = "placelake"
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-5s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    for noisy in ("py4j", "great_expectations", "urllib3", "sqlalchemy", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def airflow_env(settings: Settings) -> dict[str, str]:
+    """Environment for the embedded Airflow: SQLite metadata under PLACELAKE_HOME, our DAGs only."""
+    if not settings.is_local():
+        raise SystemExit(
+            "the embedded Airflow keeps its SQLite metadata on local disk: set PLACELAKE_HOME to a "
+            "local path, or run the DAG on a real Airflow deployment (see README)"
+        )
+    home = settings.airflow_home
+    os.makedirs(home, exist_ok=True)
+    return {
+        "AIRFLOW_HOME": home,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "GX_ANALYTICS_ENABLED": "False",
+    }
+
+
+def _airflow_db_migrate(env: dict[str, str]) -> None:
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        sys.stderr.write(result.stdout[-4000:] + result.stderr[-4000:])
+        raise SystemExit("airflow db migrate failed (output above)")
+    log.info("airflow metadata database ready (%.0fs)", time.monotonic() - started)
+
+
+def _load_dag():
+    spec = importlib.util.spec_from_file_location("placelake_dag_file", REPO_ROOT / "dags" / "placelake.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.placelake_dag
+
+
+def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
+    from jobs.spark import fetch_delta_jars
+
+    started = time.monotonic()
+    jars = fetch_delta_jars(settings)
+    log.info("%d jars in %s (%.0fs)", len(jars), settings.jars_dir, time.monotonic() - started)
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
+    from jobs import fs
+    from jobs.generate import generate_place, landing_is_empty
+
+    if not landing_is_empty(settings):
+        if not args.force:
+            print(f"{settings.landing} already holds deliveries; use --force to replace them")
+            return 1
+        fs.remove_tree(settings.landing)
+    written = generate_place(settings, people=args.people, seed=args.seed)
+    for source, rows in written.items():
+        print(f"  {source:<20} {rows:>8} rows")
+    print(f"landing: {settings.landing}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from jobs.generate import generate_place, landing_is_empty
+    from jobs.privacy import pseudonym_key
+    from jobs.spark import fetch_delta_jars
+
+    started = time.monotonic()
+    pseudonym_key()  # fail before any work, not at curate
+    fetch_delta_jars(settings)
+    if landing_is_empty(settings):
+        log.info("no deliveries in %s: generating a synthetic place of %d people", settings.landing, args.people)
+        generate_place(settings, people=args.people)
+    env = airflow_env(settings)
+    os.environ.update(env)
+    _airflow_db_migrate(env)
+
+    logical_date = datetime.combine(args.date, datetime.min.time(), tzinfo=UTC)
+    dag = _load_dag()
+    log.info("running DAG %s for %s in-process (dag.test)", DAG_ID, logical_date.date())
+    dag_run = dag.test(logical_date=logical_date)
+    states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+    from jobs.pipeline import session
+
+    print_summary(session(), settings, dag_run.run_id, states, time.monotonic() - started)
+    return 0 if str(dag_run.state) == "success" else 1
+
+
+def print_summary(spark, settings: Settings, run_id: str, states: dict[str, str], seconds: float) -> None:
+    from pyspark.sql import functions as F
+
+    from jobs import lake
+    from jobs.contracts import gold_contracts
+
+    order = ["land", "clean", "link", "curate", "gate", "publish", "report"]
+    print()
+    print(f"placelake run {run_id}  ({seconds:.0f}s)")
+    print("  stages:  " + "  ".join(f"{t}={states.get(t, '?')}" for t in order))
+    dq_path = settings.table("ops", "dq_results")
+    results = []
+    if lake.table_exists(spark, dq_path):
+        results = lake.read(spark, dq_path).where(F.col("run_id") == run_id).collect()
+    print(f"  {'table':<14}{'gate':<7}{'rows':>9}{'version':>9}  failed rules")
+    for contract in gold_contracts():
+        mine = [r for r in results if r.table == contract.name]
+        failed = [r.rule_id for r in mine if not r.success and r.severity == "fail"]
+        gate = "-" if not mine else ("FAIL" if failed else "PASS")
+        path = settings.table("gold", contract.name)
+        if lake.table_exists(spark, path):
+            rows, version = lake.read(spark, path).count(), lake.version(spark, path)
+        else:
+            rows, version = "-", "-"
+        print(f"  {contract.name:<14}{gate:<7}{rows!s:>9}{version!s:>9}  {', '.join(failed)}")
+    print(f"  quality report: {settings.reports}/quality.html")
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from pyspark.sql import functions as F
+
+    from jobs import lake
+    from jobs.spark import get_spark
+
+    spark = get_spark(settings)
+    for layer in ("bronze", "silver", "gold", "ops", "quarantine"):
+        tables = lake.table_paths(settings, layer)
+        if not tables:
+            continue
+        print(f"{layer}:")
+        for name, path in tables.items():
+            print(f"  {name:<22} version {lake.version(spark, path):>4}  {lake.read(spark, path).count():>9} rows")
+    manifest = settings.table("ops", "landing_manifest")
+    if lake.table_exists(spark, manifest):
+        print(
+            "files by status: "
+            + ", ".join(
+                f"{r['status']}={r['count']}" for r in lake.read(spark, manifest).groupBy("status").count().collect()
+            )
+        )
+    dq = settings.table("ops", "dq_results")
+    if lake.table_exists(spark, dq):
+        last = lake.read(spark, dq).orderBy(F.col("validated_at").desc()).select("run_id").first()
+        print(f"last validated run: {last.run_id}")
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
+    from jobs import lake
+    from jobs.spark import get_spark
+
+    spark = get_spark(settings)
+    # Analysts see gold only: silver and bronze hold direct identifiers.
+    tables = lake.table_paths(settings, "gold")
+    if not tables:
+        print("no published gold tables yet: run `placelake run` first", file=sys.stderr)
+        return 1
+    for name, path in tables.items():
+        lake.read(spark, path).createOrReplaceTempView(name)
+    query = args.query if args.query != "-" else sys.stdin.read()
+    result = spark.sql(query)
+    rows = result.limit(args.limit + 1).collect()
+    columns = result.columns
+    print("\t".join(columns))
+    for row in rows[: args.limit]:
+        print("\t".join("" if v is None else str(v) for v in row))
+    if len(rows) > args.limit:
+        print(f"... more rows than --limit {args.limit}", file=sys.stderr)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from pyspark.sql import functions as F
+
+    from jobs import lake, report
+    from jobs.spark import get_spark
+
+    spark = get_spark(settings)
+    run_id = args.run_id
+    if run_id is None:
+        dq = settings.table("ops", "dq_results")
+        if not lake.table_exists(spark, dq):
+            print("no validation results yet: run `placelake run` first", file=sys.stderr)
+            return 1
+        run_id = lake.read(spark, dq).orderBy(F.col("validated_at").desc()).first().run_id
+    print(report.write_report(spark, settings, run_id))
+    return 0
+
+
+def _parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="placelake",
+        description="A place-based lakehouse for council and NHS data. Everything lives under "
+        "$PLACELAKE_HOME (default ./var); Spark runs on $PLACELAKE_SPARK_MASTER (default local[*]).",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("setup", help="fetch the Delta jars from Maven Central once, for offline runs")
+    p.set_defaults(func=cmd_setup)
+
+    p = sub.add_parser("generate", help="generate a synthetic place into $PLACELAKE_HOME/landing")
+    p.add_argument("--people", type=int, default=2000, help="residents to generate (default 2000)")
+    p.add_argument("--seed", type=int, default=20261126, help="random seed; same seed, same place")
+    p.add_argument("--force", action="store_true", help="replace deliveries already in landing")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("run", help="run the whole pipeline DAG in-process (generating a place if landing is empty)")
+    p.add_argument(
+        "--date",
+        type=_parse_date,
+        default=datetime.now(UTC).date(),
+        help="the run's logical date, YYYY-MM-DD (default today, UTC)",
+    )
+    p.add_argument("--people", type=int, default=2000, help="size of the place generated when landing is empty")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("status", help="tables in every layer with their Delta version and row count")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("sql", help="run a Spark SQL query over the published gold tables")
+    p.add_argument("query", help="the query, or - to read it from stdin; tables: person, care_event, place_month")
+    p.add_argument("--limit", type=int, default=100, help="rows to print at most (default 100)")
+    p.set_defaults(func=cmd_sql)
+
+    p = sub.add_parser("report", help="(re)write the quality report for a run (default: the latest)")
+    p.add_argument("--run-id", help="the run to report on")
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.verbose)
+    settings = Settings.from_env()
+    try:
+        return args.func(args, settings)
+    except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence: one clear line, no traceback
+        from jobs.privacy import PseudonymKeyMissing
+        from jobs.spark import JarsMissing
+
+        if isinstance(exc, PseudonymKeyMissing | JarsMissing):
+            print(f"placelake: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

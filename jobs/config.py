@@ -1,0 +1,66 @@
+"""The one configuration object: every path and setting a stage needs.
+
+Everything lives under one root, ``PLACELAKE_HOME``; pointing that root at an
+object store and ``PLACELAKE_SPARK_MASTER`` at a cluster is all it takes to
+move the lake.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Maven Central serves the Delta JVM artifacts up to 4.4.0 (no 4.4.1 jar was
+# published); the delta-spark 4.4.1 Python package is byte-identical to 4.4.0
+# apart from its version string, so the pair is consistent.
+DELTA_PACKAGE = "io.delta:delta-spark_4.1_2.13:4.4.0"
+
+
+def _is_uri(path: str) -> bool:
+    return "://" in path
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: str
+    spark_master: str = "local[*]"
+    jars_dir: Path = REPO_ROOT / ".cache" / "jars"
+    shuffle_partitions: int = 4
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        home = env.get("PLACELAKE_HOME", str(REPO_ROOT / "var"))
+        if not _is_uri(home):
+            home = str(Path(home).resolve())
+        return cls(
+            home=home,
+            spark_master=env.get("PLACELAKE_SPARK_MASTER", "local[*]"),
+            jars_dir=Path(env.get("PLACELAKE_JARS_DIR", str(REPO_ROOT / ".cache" / "jars"))),
+            shuffle_partitions=int(env.get("PLACELAKE_SHUFFLE_PARTITIONS", "4")),
+        )
+
+    def path(self, *parts: str) -> str:
+        return "/".join([self.home.rstrip("/"), *parts])
+
+    @property
+    def landing(self) -> str:
+        return self.path("landing")
+
+    @property
+    def reports(self) -> str:
+        return self.path("reports")
+
+    @property
+    def airflow_home(self) -> str:
+        return self.path("airflow")
+
+    def table(self, layer: str, name: str) -> str:
+        """Path of a Delta table: ``lake/<layer>/<name>`` (layer may be nested)."""
+        return self.path("lake", layer, name)
+
+    def is_local(self) -> bool:
+        return not _is_uri(self.home)

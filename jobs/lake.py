@@ -1,0 +1,85 @@
+"""Delta reads and writes, each idempotent: re-running a write with the same
+input changes nothing (the house rule for every stage)."""
+
+from __future__ import annotations
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+
+from jobs import fs
+from jobs.config import Settings
+
+
+def table_exists(spark: SparkSession, path: str) -> bool:
+    return DeltaTable.isDeltaTable(spark, path)
+
+
+def read(spark: SparkSession, path: str, version: int | None = None) -> DataFrame:
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", version)
+    return reader.load(path)
+
+
+def version(spark: SparkSession, path: str) -> int | None:
+    if not table_exists(spark, path):
+        return None
+    return DeltaTable.forPath(spark, path).history(1).select("version").first()[0]
+
+
+def append_once(df: DataFrame, path: str, app_id: str) -> None:
+    """Append df unless this app_id has already been appended to the table.
+
+    Delta records (txnAppId, txnVersion) in the same commit as the data, so a
+    task retried after a crash can never append the same batch twice.
+    """
+    (
+        df.write.format("delta")
+        .mode("append")
+        .option("txnAppId", app_id)
+        .option("txnVersion", 0)
+        .option("mergeSchema", "false")
+        .save(path)
+    )
+
+
+def insert_new(spark: SparkSession, df: DataFrame, path: str, keys: list[str]) -> None:
+    """Insert the rows of df whose keys the table does not hold yet."""
+    if not table_exists(spark, path):
+        df.write.format("delta").mode("append").save(path)
+        return
+    condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+    DeltaTable.forPath(spark, path).alias("t").merge(df.alias("s"), condition).whenNotMatchedInsertAll().execute()
+
+
+def upsert(spark: SparkSession, df: DataFrame, path: str, keys: list[str]) -> None:
+    """Insert new rows and update changed ones, keyed by keys."""
+    if not table_exists(spark, path):
+        df.write.format("delta").mode("append").save(path)
+        return
+    condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+    (
+        DeltaTable.forPath(spark, path)
+        .alias("t")
+        .merge(df.alias("s"), condition)
+        .whenMatchedUpdateAll()
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+
+
+def replace(df: DataFrame, path: str, where: str | None = None) -> None:
+    """Overwrite the table (or the slice matching where) in one commit."""
+    if where and not table_exists(df.sparkSession, path):
+        where = None  # nothing to replace yet: the first write creates the table
+    writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "false" if where else "true")
+    if where:
+        writer = writer.option("replaceWhere", where)
+    writer.save(path)
+
+
+def table_paths(settings: Settings, layer: str) -> dict[str, str]:
+    """Delta tables that exist in a layer, by name (local lakes only list cheaply)."""
+    root = settings.path("lake", layer)
+    names = sorted({f.path[len(root) + 1 :].split("/", 1)[0] for f in fs.list_files(root) if "/_delta_log/" in f.path})
+    return {name: f"{root}/{name}" for name in names}

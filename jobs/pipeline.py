@@ -1,0 +1,67 @@
+"""Thin entry points, one per stage: the only code that DAG tasks call.
+
+Each builds the settings and (once per process) the Spark session, runs one
+stage and returns a small JSON-able summary of counts for XCom — never a
+patient-level value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import date
+from functools import cache
+
+from pyspark.sql import SparkSession
+
+from jobs import clean, curate, gate, land, link, report
+from jobs.config import Settings
+from jobs.spark import get_spark
+
+
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+@cache
+def session() -> SparkSession:
+    # dag.test() runs every task in this one process: they share one JVM.
+    return get_spark(settings())
+
+
+def run_land(run_id: str) -> dict:
+    outcomes = land.land_all(session(), settings(), batch_id=run_id)
+    by_status: dict[str, int] = {}
+    for o in outcomes:
+        by_status[o.status] = by_status.get(o.status, 0) + 1
+    rejected = [asdict(o) | {"path": o.path.rsplit("/", 1)[-1]} for o in outcomes if o.status == "rejected"]
+    return {
+        "files": len(outcomes),
+        **by_status,
+        "rows_landed": sum(o.rows_landed for o in outcomes),
+        "rows_quarantined": sum(o.rows_quarantined for o in outcomes),
+        "rejected": [{k: r[k] for k in ("source", "path", "rule")} for r in rejected],
+    }
+
+
+def run_clean(run_id: str) -> dict:
+    return clean.clean_all(session(), settings(), batch_id=run_id)
+
+
+def run_link(run_id: str) -> dict:
+    return link.link_all(session(), settings(), run_id=run_id)
+
+
+def run_curate(as_of: date) -> dict:
+    return curate.curate_all(session(), settings(), as_of=as_of)
+
+
+def run_gate(run_id: str) -> dict:
+    return gate.gate_all(session(), settings(), run_id=run_id)
+
+
+def run_publish() -> dict:
+    return gate.publish_all(session(), settings())
+
+
+def run_report(run_id: str) -> str:
+    return report.write_report(session(), settings(), run_id=run_id)

@@ -1,0 +1,68 @@
+"""The privacy boundary in front of gold: keyed pseudonyms and disclosure control."""
+
+from __future__ import annotations
+
+import os
+
+from pyspark.sql import Column
+from pyspark.sql import functions as F
+
+KEY_ENV = "PLACELAKE_PSEUDONYM_KEY"
+MIN_KEY_LENGTH = 32
+
+
+class PseudonymKeyMissing(RuntimeError):
+    pass
+
+
+def pseudonym_key(environ: dict[str, str] | None = None) -> str:
+    """The place's HMAC key, from the environment only; never a built-in default."""
+    env = os.environ if environ is None else environ
+    key = env.get(KEY_ENV, "")
+    if not key:
+        raise PseudonymKeyMissing(
+            f"{KEY_ENV} is not set: gold tables are keyed by HMAC-SHA256 with the place's secret key. "
+            f"Set it to at least {MIN_KEY_LENGTH} random characters (e.g. `openssl rand -hex 32`) "
+            "and keep it out of the repository."
+        )
+    if len(key) < MIN_KEY_LENGTH:
+        raise PseudonymKeyMissing(f"{KEY_ENV} is too short: use at least {MIN_KEY_LENGTH} characters")
+    return key
+
+
+def hmac_sha256(value: Column, key: str) -> Column:
+    """HMAC-SHA256 (RFC 2104) of a string column, as 64 lower-case hex characters.
+
+    Built from Spark's sha2 so it runs in the JVM with no Python round trip;
+    tests check it against Python's hmac module.
+    """
+    block = 64
+    key_bytes = key.encode("utf-8")
+    if len(key_bytes) > block:
+        import hashlib
+
+        key_bytes = hashlib.sha256(key_bytes).digest()
+    key_bytes = key_bytes.ljust(block, b"\0")
+    inner_pad = bytes(b ^ 0x36 for b in key_bytes).hex()
+    outer_pad = bytes(b ^ 0x5C for b in key_bytes).hex()
+    inner = F.unhex(F.sha2(F.concat(F.unhex(F.lit(inner_pad)), F.encode(value, "UTF-8")), 256))
+    return F.sha2(F.concat(F.unhex(F.lit(outer_pad)), inner), 256)
+
+
+def rounded_count(count: Column) -> Column:
+    """Disclosure control: 0 stays 0, 1-7 are suppressed (null), the rest round to the nearest 5."""
+    return (
+        F.when(count.isNull(), F.lit(None))
+        .when(count == 0, F.lit(0))
+        .when(count <= 7, F.lit(None))
+        .otherwise((F.round(count / 5) * 5).cast("long"))
+        .cast("long")
+    )
+
+
+def rate_per_1000(numerator: Column, denominator: Column) -> Column:
+    """A rate from already-rounded counts; suppressed if either count is."""
+    return F.when(
+        numerator.isNotNull() & denominator.isNotNull() & (denominator > 0),
+        F.round(numerator * 1000.0 / denominator, 1),
+    )

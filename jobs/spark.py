@@ -1,0 +1,95 @@
+"""The Spark session factory, and the one-time fetch of the Delta jars.
+
+A session is created only at the edge (the CLI, a DAG task, the test
+fixture) and passed in everywhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from jobs.config import DELTA_PACKAGE, Settings
+
+log = logging.getLogger(__name__)
+
+_DELTA_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+
+
+class JarsMissing(RuntimeError):
+    pass
+
+
+def delta_jars(settings: Settings) -> list[str]:
+    """The local Delta jars; a clear error if setup has not fetched them."""
+    jars = sorted(str(p) for p in Path(settings.jars_dir).glob("*.jar"))
+    if not any("delta-spark" in Path(j).name for j in jars):
+        raise JarsMissing(
+            f"no Delta jars in {settings.jars_dir}: run `make setup` (or `placelake setup`) "
+            "once while Maven Central is reachable"
+        )
+    return jars
+
+
+def fetch_delta_jars(settings: Settings) -> list[str]:
+    """Resolve Delta and its dependencies from Maven Central into jars_dir, once.
+
+    Spark's own Ivy resolver does the work, in a throwaway JVM; afterwards
+    every session loads the jars from disk and needs no network.
+    """
+    target = Path(settings.jars_dir)
+    try:
+        return delta_jars(settings)
+    except JarsMissing:
+        pass
+    target.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="placelake-ivy-") as ivy:
+        spark = (
+            SparkSession.builder.master("local[1]")
+            .appName("placelake-fetch-jars")
+            .config("spark.jars.packages", DELTA_PACKAGE)
+            .config("spark.jars.ivy", ivy)
+            .config("spark.ui.enabled", "false")
+            .getOrCreate()
+        )
+        spark.stop()
+        for jar in Path(ivy, "jars").glob("*.jar"):
+            shutil.copy2(jar, target / jar.name)
+    return delta_jars(settings)
+
+
+def get_spark(settings: Settings, app_name: str = "placelake") -> SparkSession:
+    """A Delta-enabled session on the configured master, loading local jars only."""
+    jars = delta_jars(settings)
+    # Python workers must run the interpreter that has our dependencies (pandas, pyarrow).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = (
+        SparkSession.builder.master(settings.spark_master)
+        .appName(app_name)
+        .config("spark.jars", ",".join(jars))
+        # Timestamps written by one machine must read the same on another.
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
+        # Delta's default of 50 partitions for log replay dwarfs a small table's work.
+        .config("spark.databricks.delta.snapshotPartitions", str(settings.shuffle_partitions))
+        # The progress bar interleaves with the run's own log lines.
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.driver.memory", os.environ.get("PLACELAKE_DRIVER_MEMORY", "4g"))
+        # Our Delta tables are path-based; keep any stray catalog files out of the repo.
+        .config("spark.sql.warehouse.dir", settings.path("warehouse"))
+        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={settings.path('derby')}")
+    )
+    for key, value in _DELTA_CONF.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark

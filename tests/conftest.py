@@ -1,0 +1,61 @@
+"""One Spark session for the whole test run, tuned for tiny data.
+
+Never call spark.stop() in a test: every test shares this JVM.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Airflow reads its configuration at import time: point it at a throwaway
+# home (SQLite, no example DAGs) before any test imports it.
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="placelake-test-airflow-")
+os.environ.setdefault("AIRFLOW_HOME", _AIRFLOW_HOME)
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(Path(__file__).resolve().parent.parent / "dags"))
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+# A fresh random key per test run: no key ever lives in the repository.
+os.environ.setdefault("PLACELAKE_PSEUDONYM_KEY", secrets.token_hex(32))
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory):
+    from jobs.config import Settings
+
+    home = tmp_path_factory.mktemp("placelake-home")
+    return Settings.from_env(
+        {
+            "PLACELAKE_HOME": str(home),
+            # Two threads: this machine has two cores, and tests also run a pipeline subprocess.
+            "PLACELAKE_SPARK_MASTER": "local[2]",
+            # Tiny frames: one shuffle partition avoids hundreds of empty tasks.
+            "PLACELAKE_SHUFFLE_PARTITIONS": "1",
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def spark(settings):
+    from jobs.spark import get_spark
+
+    os.environ.setdefault("PLACELAKE_DRIVER_MEMORY", "2g")  # leave room for the pipeline subprocess
+    session = get_spark(settings, app_name="placelake-tests")
+    # Adaptive execution re-plans tiny queries for no gain and makes plans vary.
+    session.conf.set("spark.sql.adaptive.enabled", "false")
+    yield session
+
+
+@pytest.fixture(autouse=True)
+def _reset_catalog(request):
+    """Temp views made by one test must not leak into the next."""
+    yield
+    if "spark" in request.fixturenames:
+        session = request.getfixturevalue("spark")
+        for table in session.catalog.listTables():
+            if table.isTemporary:
+                session.catalog.dropTempView(table.name)

@@ -1,0 +1,67 @@
+from pyspark.testing import assertDataFrameEqual
+
+from jobs.contracts import source_contract
+from jobs.land import file_problem, parse_rows, scan_file
+
+
+def _lines(spark, rows):
+    return spark.createDataFrame(rows, "line long, value string")
+
+
+def test_parse_rows_keeps_strings_as_delivered_and_catches_ragged_rows(spark):
+    contract = source_contract("asc_services")
+    lines = _lines(
+        spark,
+        [
+            (2, "S1|C1||O'Brien|Zoë|01/02/1940|F|LK1 1AA|HOME_CARE|01/01/2025|"),
+            (3, 'S2|C2|9990000026|"Smith|Jones"|Ann|05/06/1950|F|LK1 1AB|NURSING|02/02/2025|03/03/2025'),
+            (4, "S3|C3|Bloggs|Joe"),
+            (5, ""),
+        ],
+    )
+    parsed = parse_rows(lines, contract).select(
+        "service_id", "surname", "nhs_number", "postcode", "_line", "_reject_reason"
+    )
+    expected = spark.createDataFrame(
+        [
+            ("S1", "O'Brien", None, "LK1 1AA", 2, None),
+            # A quoted delimiter stays inside its field.
+            ("S2", "Smith|Jones", "9990000026", "LK1 1AB", 3, None),
+            (None, None, None, None, 4, "row.ragged: 4 fields, contract has 11"),
+            (None, None, None, None, 5, "row.blank_line"),
+        ],
+        "service_id string, surname string, nhs_number string, postcode string, _line long, _reject_reason string",
+    )
+    assertDataFrameEqual(parsed, expected)
+
+
+def test_leading_zeros_survive_landing(spark):
+    contract = source_contract("gp_registrations")
+    lines = _lines(spark, [(2, "R1,0123456789,Ng,Mei,2001-01-01,2,LK1 1AA,Y02101,2020-01-01")])
+    assert parse_rows(lines, contract).first()["nhs_number"] == "0123456789"
+
+
+def _scan(tmp_path, text: bytes):
+    path = tmp_path / "f.csv"
+    path.write_bytes(text)
+    return scan_file(str(path))
+
+
+def test_file_checks_reject_with_a_named_rule(tmp_path):
+    contract = source_contract("gp_registrations")
+    header = ",".join(contract.column_names)
+    shuffled = ",".join(reversed(contract.column_names))
+
+    assert file_problem(_scan(tmp_path, b""), contract)[0] == "file.not_empty"
+    assert file_problem(_scan(tmp_path, (header + "\n").encode()), contract)[0] == "file.no_rows"
+    assert file_problem(_scan(tmp_path, (shuffled + "\nx\n").encode()), contract)[0] == "file.header_order"
+    assert file_problem(_scan(tmp_path, b"a,b\n1,2\n"), contract)[0] == "file.header"
+    latin1 = (header + "\nR1,,Nu\xf1ez,Ana,2001-01-01,2,,Y02101,2020-01-01\n").encode("latin-1")
+    assert file_problem(_scan(tmp_path, latin1), contract)[0] == "file.encoding"
+    assert file_problem(_scan(tmp_path, (header + "\nrow\n").encode()), contract) is None
+
+
+def test_scan_counts_data_lines_with_or_without_a_final_newline(tmp_path):
+    assert _scan(tmp_path, b"h\r\na\r\nb\r\n").data_lines == 2
+    assert _scan(tmp_path, b"h\na\nb").data_lines == 2
+    assert _scan(tmp_path, b"\xef\xbb\xbfh\na\n").header == "h"

@@ -1,0 +1,116 @@
+from datetime import date
+
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
+
+from jobs import standardise as std
+
+
+def test_nhs_number_keeps_valid_numbers_and_nulls_the_rest_with_a_reason(spark):
+    raw = spark.createDataFrame(
+        [
+            ("999 000 0026",),  # valid, spaced as many extracts send it
+            ("999-000-0026",),  # valid, dashed
+            ("9990000027",),  # fails Modulus 11
+            ("99900000",),  # too short
+            ("999000002X",),  # not digits
+            ("",),
+            (None,),
+        ],
+        "raw string",
+    )
+    result = raw.select(
+        "raw", std.nhs_number(F.col("raw")).alias("nhs"), std.nhs_number_issue(F.col("raw")).alias("issue")
+    )
+    expected = spark.createDataFrame(
+        [
+            ("999 000 0026", "9990000026", None),
+            ("999-000-0026", "9990000026", None),
+            ("9990000027", None, "failed_modulus_11"),
+            ("99900000", None, "malformed"),
+            ("999000002X", None, "malformed"),
+            ("", None, "missing"),
+            (None, None, "missing"),
+        ],
+        "raw string, nhs string, issue string",
+    )
+    assertDataFrameEqual(result, expected)
+
+
+def test_nhs_number_check_digit_edge_cases(spark):
+    # 999000005: weighted sum 253 = 23 x 11, so the check digit is 0.
+    # 999000000: weighted sum 243 leaves 11 - 1 = 10, so no check digit can make it valid.
+    raw = spark.createDataFrame([("9990000050",), ("9990000000",), ("9990000001",)], "raw string")
+    result = raw.select("raw", std.nhs_number_issue(F.col("raw")).alias("issue"))
+    expected = spark.createDataFrame(
+        [("9990000050", None), ("9990000000", "failed_modulus_11"), ("9990000001", "failed_modulus_11")],
+        "raw string, issue string",
+    )
+    assertDataFrameEqual(result, expected)
+
+
+def test_postcode_normalises_to_pcds_and_rejects_non_postcodes(spark):
+    raw = spark.createDataFrame(
+        [("ls1 4ab",), ("LS14AB",), (" SW1A  1AA ",), ("M1 1AE",), ("NOT A PC",), ("12345",), (None,)],
+        "raw string",
+    )
+    result = raw.select("raw", std.postcode(F.col("raw")).alias("pcds"))
+    expected = spark.createDataFrame(
+        [
+            ("ls1 4ab", "LS1 4AB"),
+            ("LS14AB", "LS1 4AB"),
+            (" SW1A  1AA ", "SW1A 1AA"),
+            ("M1 1AE", "M1 1AE"),
+            ("NOT A PC", None),
+            ("12345", None),
+            (None, None),
+        ],
+        "raw string, pcds string",
+    )
+    assertDataFrameEqual(result, expected)
+
+
+def test_name_keeps_apostrophes_hyphens_and_accents(spark):
+    raw = spark.createDataFrame(
+        [("o'brien",), ("  Smith-Jones ",), ("Zoë",), ("Siobhán  Mary",), ("   ",), (None,)], "raw string"
+    )
+    result = raw.select("raw", std.name(F.col("raw")).alias("name"))
+    expected = spark.createDataFrame(
+        [
+            ("o'brien", "O'BRIEN"),
+            ("  Smith-Jones ", "SMITH-JONES"),
+            ("Zoë", "ZOË"),
+            ("Siobhán  Mary", "SIOBHÁN MARY"),
+            ("   ", None),
+            (None, None),
+        ],
+        "raw string, name string",
+    )
+    assertDataFrameEqual(result, expected)
+
+
+def test_parse_date_rejects_impossible_dates_in_the_declared_format(spark):
+    raw = spark.createDataFrame(
+        [("29/02/2024",), ("31/02/2025",), ("2025-01-01",), ("01/13/2020",), (None,)], "raw string"
+    )
+    result = raw.select("raw", std.parse_date(F.col("raw"), "dd/MM/yyyy").alias("d"))
+    expected = spark.createDataFrame(
+        [
+            ("29/02/2024", date(2024, 2, 29)),
+            ("31/02/2025", None),
+            ("2025-01-01", None),
+            ("01/13/2020", None),
+            (None, None),
+        ],
+        "raw string, d date",
+    )
+    assertDataFrameEqual(result, expected)
+
+
+def test_sex_codes_map_to_m_f_u(spark):
+    raw = spark.createDataFrame([("1",), ("2",), ("9",), ("X",), (" 2 ",), (None,)], "raw string")
+    result = raw.select("raw", std.sex_from_code(F.col("raw"), {"1": "M", "2": "F"}).alias("sex"))
+    expected = spark.createDataFrame(
+        [("1", "M"), ("2", "F"), ("9", "U"), ("X", "U"), (" 2 ", "F"), (None, "U")], "raw string, sex string"
+    )
+    assertDataFrameEqual(result, expected)
