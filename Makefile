@@ -52,3 +52,8 @@ clean: ## remove everything a run produced ($$PLACELAKE_HOME)
 
 distclean: clean ## also remove .venv and the fetched jars
 	rm -rf $(VENV) .cache
+
+.PHONY: bench
+bench: setup ## benchmarks (not tests): each bench/bench_*.py prints and writes bench/results/
+	@mkdir -p bench/results
+	@set -e; for b in bench/bench_*.py; do [ -e "$$b" ] || continue; echo "== $$b"; $(BIN)/python "$$b"; done

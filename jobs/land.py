@@ -12,8 +12,9 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
+import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
@@ -39,7 +40,7 @@ class FileScan:
     size: int
     utf8: bool
     header: str | None
-    data_lines: int
+    lines: int
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,11 @@ def scan_file(path: str) -> FileScan:
     header = head.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", errors="replace") if size else None
     if header is not None:
         header = header.lstrip("\ufeff")  # a BOM is an encoding artefact, not part of the first name
-    return FileScan(digest.hexdigest(), size, utf8, header, max(lines - 1, 0))
+    return FileScan(digest.hexdigest(), size, utf8, header, lines)
+
+
+def has_header(contract: Contract) -> bool:
+    return contract.format.get("type", "csv") == "csv" and contract.format.get("header", True)
 
 
 def file_problem(scan: FileScan, contract: Contract) -> tuple[str, str] | None:
@@ -92,8 +97,9 @@ def file_problem(scan: FileScan, contract: Contract) -> tuple[str, str] | None:
         return "file.not_empty", "the file is empty"
     if not scan.utf8:
         return "file.encoding", f"the file is not valid {fmt.get('encoding', 'utf-8')}"
-    delimiter = fmt["delimiter"]
-    names = next(csv.reader([scan.header], delimiter=delimiter, quotechar=fmt.get("quote", '"')))
+    if not has_header(contract):
+        return None  # JSON lines: every line is a row, checked row by row
+    names = next(csv.reader([scan.header], delimiter=fmt["delimiter"], quotechar=fmt.get("quote", '"')))
     if names != contract.column_names:
         if sorted(names) == sorted(contract.column_names):
             return "file.header_order", (
@@ -102,21 +108,77 @@ def file_problem(scan: FileScan, contract: Contract) -> tuple[str, str] | None:
         missing = [c for c in contract.column_names if c not in names]
         extra = [c for c in names if c not in contract.column_names]
         return "file.header", f"header does not match the contract: missing {missing}, unexpected {extra}"
-    if scan.data_lines == 0:
+    if scan.lines <= 1:
         return "file.no_rows", "the file has a header but no data rows"
     return None
+
+
+LineParser = Callable[[str], tuple[list[str | None] | None, str | None]]
+
+
+def _csv_line_parser(contract: Contract) -> LineParser:
+    names = contract.column_names
+    delimiter = contract.format["delimiter"]
+    quote = contract.format.get("quote", '"')
+
+    def parse(value: str):
+        try:
+            parsed = next(csv.reader([value], delimiter=delimiter, quotechar=quote, strict=True))
+        except csv.Error as exc:
+            return None, f"row.unparseable: {exc}"
+        if len(parsed) != len(names):
+            return None, f"row.ragged: {len(parsed)} fields, contract has {len(names)}"
+        return [v if v != "" else None for v in parsed], None
+
+    return parse
+
+
+def _json_scalar(value) -> str | None:
+    # Bronze keeps values as delivered: numbers and booleans as their JSON text.
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def _jsonl_line_parser(contract: Contract) -> LineParser:
+    names = contract.column_names
+    known = set(names)
+
+    def parse(value: str):
+        try:
+            record = json.loads(value)
+        except ValueError as exc:
+            return None, f"row.unparseable: not JSON ({exc.msg})"
+        if not isinstance(record, dict):
+            return None, "row.unparseable: a JSON line must be an object"
+        extra = sorted(set(record) - known)
+        if extra:
+            return None, f"row.unexpected_keys: {extra[:5]}"
+        if any(isinstance(record.get(n), dict | list) for n in names):
+            return None, "row.nested_value: contract columns hold scalars"
+        return [_json_scalar(record.get(n)) for n in names], None
+
+    return parse
+
+
+def line_parser(contract: Contract) -> LineParser:
+    kind = contract.format.get("type", "csv")
+    if kind == "csv":
+        return _csv_line_parser(contract)
+    if kind == "jsonl":
+        return _jsonl_line_parser(contract)
+    raise ValueError(f"{contract.name}: unknown format type {kind!r} (csv or jsonl)")
 
 
 def parse_rows(lines: DataFrame, contract: Contract) -> DataFrame:
     """(line, value) text lines -> the contract's columns as strings, plus _line and _reject_reason.
 
-    Python's csv module parses each line, so a quoted delimiter stays inside
-    its field and a ragged row is caught by its field count (Spark's CSV
-    reader silently pads or truncates ragged rows).
+    Python parses each line (csv or json module), so a quoted delimiter stays
+    inside its field and a ragged row is caught by its field count (Spark's
+    CSV reader silently pads or truncates ragged rows).
     """
     names = contract.column_names
-    delimiter = contract.format["delimiter"]
-    quote = contract.format.get("quote", '"')
+    parse_line = line_parser(contract)
     schema = T.StructType(
         [T.StructField(n, T.StringType(), True) for n in names]
         + [
@@ -131,20 +193,10 @@ def parse_rows(lines: DataFrame, contract: Contract) -> DataFrame:
         for batch in batches:
             out: dict[str, list] = {n: [] for n in schema.fieldNames()}
             for line_no, value in zip(batch["line"], batch["value"], strict=True):
-                reason, fields = None, [None] * len(names)
-                if not value.strip():
-                    reason = "row.blank_line"
-                else:
-                    try:
-                        parsed = next(csv.reader([value], delimiter=delimiter, quotechar=quote, strict=True))
-                    except csv.Error as exc:
-                        reason = f"row.unparseable: {exc}"
-                    else:
-                        if len(parsed) != len(names):
-                            reason = f"row.ragged: {len(parsed)} fields, contract has {len(names)}"
-                        else:
-                            fields = [v if v != "" else None for v in parsed]
-                for n, v in zip(names, fields, strict=True):
+                fields, reason = None, "row.blank_line"
+                if value.strip():
+                    fields, reason = parse_line(value)
+                for n, v in zip(names, fields or [None] * len(names), strict=True):
                     out[n].append(v)
                 out["_line"].append(int(line_no))
                 out[REJECT].append(reason)
@@ -154,18 +206,19 @@ def parse_rows(lines: DataFrame, contract: Contract) -> DataFrame:
     return lines.mapInPandas(parse, schema)
 
 
-def _numbered_lines(spark: SparkSession, path: str) -> DataFrame:
-    """Every line after the header, with its 1-based line number in the file."""
-    text = spark.read.option("wholetext", "false").text(path)
+def _numbered_lines(spark: SparkSession, path: str, skip_header: bool) -> DataFrame:
+    """Every data line (after the header, if any), with its 1-based line number in the file."""
+    text = spark.read.text(path)
     numbered = text.rdd.zipWithIndex().map(lambda pair: (pair[1] + 1, pair[0][0]))
     lines = spark.createDataFrame(numbered, "line long, value string")
-    return lines.where(F.col("line") > 1)
+    return lines.where(F.col("line") > 1) if skip_header else lines
 
 
 def land_file(
     spark: SparkSession, settings: Settings, contract: Contract, path: str, delivery: str, batch_id: str
 ) -> FileOutcome:
     scan = scan_file(path)
+    rows_in_file = scan.lines - (1 if has_header(contract) else 0)
     base = {"source": contract.name, "delivery": delivery, "path": path, "sha256": scan.sha256}
     manifest_path = settings.table("ops", "landing_manifest")
 
@@ -183,7 +236,7 @@ def land_file(
                 status="duplicate",
                 rule="file.duplicate",
                 reason="identical to a file already landed",
-                rows_in_file=scan.data_lines,
+                rows_in_file=rows_in_file,
                 rows_landed=0,
                 rows_quarantined=0,
             )
@@ -205,14 +258,14 @@ def land_file(
             status="rejected",
             rule=rule,
             reason=reason,
-            rows_in_file=scan.data_lines,
+            rows_in_file=rows_in_file,
             rows_landed=0,
             rows_quarantined=0,
         )
         _record(spark, settings, outcome, batch_id)
         return outcome
 
-    parsed = parse_rows(_numbered_lines(spark, path), contract).persist()
+    parsed = parse_rows(_numbered_lines(spark, path, has_header(contract)), contract).persist()
     try:
         meta = [
             F.lit(path).alias("_source_file"),
@@ -247,14 +300,13 @@ def land_file(
         status="landed",
         rule=None,
         reason=None,
-        rows_in_file=scan.data_lines,
+        rows_in_file=rows_in_file,
         rows_landed=landed,
         rows_quarantined=quarantined,
     )
-    if landed + quarantined != scan.data_lines:
+    if landed + quarantined != rows_in_file:
         raise RuntimeError(
-            f"{path}: counts do not reconcile: {scan.data_lines} rows in file, "
-            f"{landed} landed + {quarantined} quarantined"
+            f"{path}: counts do not reconcile: {rows_in_file} rows in file, {landed} landed + {quarantined} quarantined"
         )
     _record(spark, settings, outcome, batch_id)
     return outcome

@@ -25,6 +25,16 @@ _DELTA_CONF = {
 }
 
 
+_IVY_SETTINGS = """<ivysettings>
+  <settings defaultResolver="central"/>
+  <caches defaultCacheDir="{cache}"/>
+  <resolvers>
+    <ibiblio name="central" m2compatible="true" root="https://repo1.maven.org/maven2/"/>
+  </resolvers>
+</ivysettings>
+"""
+
+
 class JarsMissing(RuntimeError):
     pass
 
@@ -53,11 +63,16 @@ def fetch_delta_jars(settings: Settings) -> list[str]:
         pass
     target.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="placelake-ivy-") as ivy:
+        # Maven Central only: Spark's default chain also asks spark-packages,
+        # which this network (and many trust networks) cannot reach.
+        settings_file = Path(ivy, "ivysettings.xml")
+        settings_file.write_text(_IVY_SETTINGS.format(cache=Path(ivy, "cache")), encoding="utf-8")
         spark = (
             SparkSession.builder.master("local[1]")
             .appName("placelake-fetch-jars")
             .config("spark.jars.packages", DELTA_PACKAGE)
             .config("spark.jars.ivy", ivy)
+            .config("spark.jars.ivySettings", str(settings_file))
             .config("spark.ui.enabled", "false")
             .getOrCreate()
         )

@@ -5,6 +5,7 @@ Never call spark.stop() in a test: every test shares this JVM.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import tempfile
@@ -19,6 +20,8 @@ os.environ.setdefault("AIRFLOW_HOME", _AIRFLOW_HOME)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(Path(__file__).resolve().parent.parent / "dags"))
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+# py4j logs from __del__ at interpreter exit, after pytest has closed its streams.
+logging.getLogger("py4j").setLevel(logging.WARNING)
 # A fresh random key per test run: no key ever lives in the repository.
 os.environ.setdefault("PLACELAKE_PSEUDONYM_KEY", secrets.token_hex(32))
 

@@ -61,7 +61,37 @@ def test_file_checks_reject_with_a_named_rule(tmp_path):
     assert file_problem(_scan(tmp_path, (header + "\nrow\n").encode()), contract) is None
 
 
-def test_scan_counts_data_lines_with_or_without_a_final_newline(tmp_path):
-    assert _scan(tmp_path, b"h\r\na\r\nb\r\n").data_lines == 2
-    assert _scan(tmp_path, b"h\na\nb").data_lines == 2
+def test_scan_counts_lines_with_or_without_a_final_newline(tmp_path):
+    assert _scan(tmp_path, b"h\r\na\r\nb\r\n").lines == 3
+    assert _scan(tmp_path, b"h\na\nb").lines == 3
     assert _scan(tmp_path, b"\xef\xbb\xbfh\na\n").header == "h"
+
+
+def test_json_lines_land_as_strings_and_bad_lines_are_quarantined(spark):
+    from dataclasses import replace
+
+    contract = replace(source_contract("gp_registrations"), format={"type": "jsonl", "encoding": "utf-8"})
+    lines = _lines(
+        spark,
+        [
+            (1, '{"registration_id": "R1", "nhs_number": "0123456789", "family_name": "O\'Brien", "sex": 2}'),
+            (2, '{"registration_id": "R2", "surname": "extra key"}'),
+            (3, '{"registration_id": "R3", "family_name": {"nested": true}}'),
+            (4, "not json"),
+            (5, "[1, 2]"),
+        ],
+    )
+    parsed = parse_rows(lines, contract).select(
+        "registration_id", "nhs_number", "family_name", "sex", "_line", "_reject_reason"
+    )
+    expected = spark.createDataFrame(
+        [
+            ("R1", "0123456789", "O'Brien", "2", 1, None),
+            (None, None, None, None, 2, "row.unexpected_keys: ['surname']"),
+            (None, None, None, None, 3, "row.nested_value: contract columns hold scalars"),
+            (None, None, None, None, 4, "row.unparseable: not JSON (Expecting value)"),
+            (None, None, None, None, 5, "row.unparseable: a JSON line must be an object"),
+        ],
+        "registration_id string, nhs_number string, family_name string, sex string, _line long, _reject_reason string",
+    )
+    assertDataFrameEqual(parsed, expected)
