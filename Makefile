@@ -12,7 +12,7 @@ VENV_STAMP := $(VENV)/.installed
 # kept under PLACELAKE_HOME (git-ignored). Real places set PLACELAKE_PSEUDONYM_KEY.
 DEV_KEY := $(PLACELAKE_HOME)/.pseudonym_key
 
-.PHONY: help setup run test test-unit lint clean distclean
+.PHONY: help setup browser run test test-unit report lint clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,11 +37,18 @@ $(DEV_KEY):
 run: setup $(DEV_KEY) ## run the whole pipeline on a generated place (embedded Spark and Airflow)
 	@PLACELAKE_PSEUDONYM_KEY="$${PLACELAKE_PSEUDONYM_KEY:-$$(cat $(DEV_KEY))}" $(BIN)/placelake run
 
-test: setup ## run the test suite (unit, DAG integrity, end-to-end integration)
+# The report is tested in a real browser: Debian's Chromium (as root, as CI runs).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+test: setup browser ## run the test suite (unit, DAG integrity, end-to-end integration, report in Chromium)
 	$(BIN)/pytest
 
 test-unit: setup ## unit tests only (no end-to-end run)
 	$(BIN)/pytest -m "not integration"
+
+report: setup ## rewrite the quality report for the latest run and open it
+	$(BIN)/placelake report --open
 
 lint: setup ## ruff, including Airflow's AIR rules
 	$(BIN)/ruff check jobs dags tests

@@ -135,7 +135,7 @@ def print_summary(spark, settings: Settings, run_id: str, states: dict[str, str]
     dq_path = settings.table("ops", "dq_results")
     results = []
     if lake.table_exists(spark, dq_path):
-        results = lake.read(spark, dq_path).where(F.col("run_id") == run_id).collect()
+        results = lake.read(spark, dq_path).where((F.col("run_id") == run_id) & (F.col("layer") == "gold")).collect()
     print(f"  {'table':<14}{'gate':<7}{'rows':>9}{'version':>9}  failed rules")
     for contract in gold_contracts():
         mine = [r for r in results if r.table == contract.name]
@@ -217,7 +217,12 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
             print("no validation results yet: run `placelake run` first", file=sys.stderr)
             return 1
         run_id = lake.read(spark, dq).orderBy(F.col("validated_at").desc()).first().run_id
-    print(report.write_report(spark, settings, run_id))
+    path = report.write_report(spark, settings, run_id)
+    print(path)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(f"file://{path}" if settings.is_local() else path)
     return 0
 
 
@@ -266,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="(re)write the quality report for a run (default: the latest)")
     p.add_argument("--run-id", help="the run to report on")
+    p.add_argument("--open", action="store_true", help="open the report in a web browser")
     p.set_defaults(func=cmd_report)
     return parser
 

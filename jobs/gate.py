@@ -1,9 +1,14 @@
-"""Quality gates: validate each staged gold table with Great Expectations and
-publish it only if no rule of severity 'fail' failed.
+"""Quality gates: Great Expectations suites for every silver and gold table.
 
-Suites = rules generated from the table's contract (schemas/gold/) + the
-hand-written business rules in expectations/gold/<table>.yaml. Results keep
-counts and rates only (no sample values) and are appended to ops/dq_results.
+A suite = the rules generated from the table's contract (schemas/) + the
+hand-written business rules in expectations/<layer>/<table>.yaml. Each rule
+has a severity:
+- warn: reported only;
+- drop: offending rows leave the table for quarantine/rows with the rule id;
+- fail: blocks publication (gold) or the build (silver).
+Gold tables are built to staging, validated, and published in one Delta
+commit only if no fail rule failed. Results keep counts and rates only (no
+sample values) and are written to ops/dq_results.
 """
 
 from __future__ import annotations
@@ -12,8 +17,9 @@ import logging
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, reduce
 from numbers import Number
+from pathlib import Path
 
 import yaml
 from pyspark.sql import DataFrame, SparkSession
@@ -25,14 +31,18 @@ from jobs.contracts import Contract, gold_contracts
 
 log = logging.getLogger(__name__)
 
-EXPECTATIONS_DIR = REPO_ROOT / "expectations"
-SEVERITIES = ("warn", "fail")
+SEVERITIES = ("warn", "drop", "fail")
 # Counts only: no partial_unexpected_list, no unexpected index, no sample rows.
 RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 0, "include_unexpected_rows": False}
 
 
+def expectations_dir() -> Path:
+    # A place can keep its own hand-written rules elsewhere (and tests use this to break a suite).
+    return Path(os.environ.get("PLACELAKE_EXPECTATIONS_DIR", REPO_ROOT / "expectations"))
+
+
 class GateFailed(RuntimeError):
-    """A staged table failed a 'fail' rule; the published version is untouched."""
+    """A table failed a 'fail' rule; the published version is untouched."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,9 @@ class Rule:
     kwargs: dict
     severity: str
     description: str
+    # SQL predicate true for an offending row: how a 'drop' rule finds its rows,
+    # and the whole definition of an 'unexpected_rows' rule.
+    where: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,24 +69,31 @@ class RuleResult:
     observed_value: float | None
 
 
+def _quoted(value) -> str:
+    return str(value) if isinstance(value, int | float) else "'" + str(value).replace("'", "\\'") + "'"
+
+
 def contract_rules(contract: Contract) -> list[Rule]:
     """The rules a contract implies: required, unique, allowed values, patterns, key uniqueness."""
+    name = contract.name
     rules = []
     for col in contract.columns:
+        c = f"`{col.name}`"
         if col.required:
             rules.append(
                 Rule(
-                    f"{contract.name}.{col.name}.not_null",
+                    f"{name}.{col.name}.not_null",
                     "expect_column_values_to_not_be_null",
                     {"column": col.name},
                     "fail",
                     f"{col.name} is required",
+                    f"{c} IS NULL",
                 )
             )
         if col.unique:
             rules.append(
                 Rule(
-                    f"{contract.name}.{col.name}.unique",
+                    f"{name}.{col.name}.unique",
                     "expect_column_values_to_be_unique",
                     {"column": col.name},
                     "fail",
@@ -84,27 +104,29 @@ def contract_rules(contract: Contract) -> list[Rule]:
             values = [int(v) if col.type in ("integer", "long") else v for v in col.allowed]
             rules.append(
                 Rule(
-                    f"{contract.name}.{col.name}.allowed",
+                    f"{name}.{col.name}.allowed",
                     "expect_column_values_to_be_in_set",
                     {"column": col.name, "value_set": values},
                     "fail",
-                    f"{col.name} in its code list",
+                    f"{col.name} is in its code list",
+                    f"{c} IS NOT NULL AND {c} NOT IN ({', '.join(_quoted(v) for v in values)})",
                 )
             )
         if col.pattern is not None:
             rules.append(
                 Rule(
-                    f"{contract.name}.{col.name}.pattern",
+                    f"{name}.{col.name}.pattern",
                     "expect_column_values_to_match_regex",
                     {"column": col.name, "regex": col.pattern},
                     "fail",
                     f"{col.name} matches {col.pattern}",
+                    f"{c} IS NOT NULL AND NOT {c} RLIKE {_quoted(col.pattern)}",
                 )
             )
     if len(contract.record_key) > 1:
         rules.append(
             Rule(
-                f"{contract.name}.record_key.unique",
+                f"{name}.record_key.unique",
                 "expect_compound_columns_to_be_unique",
                 {"column_list": list(contract.record_key)},
                 "fail",
@@ -114,29 +136,39 @@ def contract_rules(contract: Contract) -> list[Rule]:
     return rules
 
 
-def handwritten_rules(table: str) -> list[Rule]:
-    path = EXPECTATIONS_DIR / "gold" / f"{table}.yaml"
-    if not path.exists():
-        return []
-    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+def _rule_files(contract: Contract) -> list[Path]:
+    """Rules for the contract (e.g. silver/person_event.yaml, shared by every source), then the table's own."""
+    names = [contract.path.stem] if contract.path is not None else []
+    names += [contract.name] if contract.name not in names else []
+    return [p for n in names if (p := expectations_dir() / contract.layer / f"{n}.yaml").exists()]
+
+
+def handwritten_rules(contract: Contract) -> list[Rule]:
+    entries = []
+    for path in _rule_files(contract):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        entries += [(path, entry) for entry in doc.get("rules", [])]
     rules = []
-    for entry in doc.get("rules", []):
-        if entry["severity"] not in SEVERITIES:
-            raise ValueError(f"{path}: rule {entry['id']} has unknown severity {entry['severity']!r}")
+    for path, entry in entries:
+        where = f"{path}: rule {entry.get('id')}"
+        if entry.get("severity") not in SEVERITIES:
+            raise ValueError(f"{where} has severity {entry.get('severity')!r}; expected one of {SEVERITIES}")
+        kwargs = dict(entry.get("kwargs", {}))
+        expectation = entry["expectation"]
+        if expectation == "unexpected_rows":
+            if "where" not in entry:
+                raise ValueError(f"{where}: an unexpected_rows rule needs a `where` predicate")
+            kwargs["unexpected_rows_query"] = f"SELECT * FROM {{batch}} WHERE {entry['where']}"
+        if entry["severity"] == "drop" and "where" not in entry:
+            raise ValueError(f"{where}: a drop rule needs a `where` predicate naming the rows to drop")
         rules.append(
-            Rule(
-                entry["id"],
-                entry["expectation"],
-                entry.get("kwargs", {}),
-                entry["severity"],
-                entry.get("description", ""),
-            )
+            Rule(entry["id"], expectation, kwargs, entry["severity"], entry.get("description", ""), entry.get("where"))
         )
     return rules
 
 
 def suite_rules(contract: Contract) -> list[Rule]:
-    return contract_rules(contract) + handwritten_rules(contract.name)
+    return contract_rules(contract) + handwritten_rules(contract)
 
 
 def _expectation(rule: Rule):
@@ -165,16 +197,16 @@ def _numeric(value) -> float | None:
     return float(value) if isinstance(value, Number) and not isinstance(value, bool) else None
 
 
-def validate(df: DataFrame, contract: Contract) -> list[RuleResult]:
-    """Run the table's suite on df; results carry counts only."""
+def validate(df: DataFrame, contract: Contract, rules: list[Rule] | None = None) -> list[RuleResult]:
+    """Run the table's suite on df in one GX validation; results carry counts only."""
     import great_expectations as gx
 
+    rules = suite_rules(contract) if rules is None else rules
     context = _gx_context()
     name = f"{contract.layer}_{contract.name}"
     datasource = context.data_sources.add_or_update_spark(name=f"placelake_{name}")
     asset = datasource.add_dataframe_asset(name=name)
     batch = asset.add_batch_definition_whole_dataframe(name).get_batch(batch_parameters={"dataframe": df})
-    rules = suite_rules(contract)
     suite = gx.ExpectationSuite(name=name, expectations=[_expectation(r) for r in rules])
     outcome = batch.validate(suite, result_format=RESULT_FORMAT)
     by_id = {r.expectation_config.meta["rule_id"]: r for r in outcome.results}
@@ -183,6 +215,7 @@ def validate(df: DataFrame, contract: Contract) -> list[RuleResult]:
         res = by_id[rule.id]
         detail = res.result or {}
         if res.exception_info and res.exception_info.get("raised_exception"):
+            # The message names the rule and GX's error, never row values.
             log.error("rule %s could not be evaluated: %s", rule.id, res.exception_info.get("exception_message"))
         results.append(
             RuleResult(
@@ -199,21 +232,110 @@ def validate(df: DataFrame, contract: Contract) -> list[RuleResult]:
     return results
 
 
-def gate_passes(results: list[RuleResult]) -> bool:
-    return all(r.success for r in results if r.severity == "fail")
+@dataclass(frozen=True)
+class Verdict:
+    table: str
+    layer: str
+    passed: bool
+    kept: DataFrame
+    dropped: int
+    results: list[RuleResult]
+
+    @property
+    def failed_rules(self) -> list[str]:
+        return [r.rule_id for r in self.results if not r.success and r.severity == "fail"]
+
+    @property
+    def warned_rules(self) -> list[str]:
+        return [r.rule_id for r in self.results if not r.success and r.severity in ("warn", "drop")]
 
 
-def record_results(spark: SparkSession, settings: Settings, run_id: str, table: str, results: list[RuleResult]) -> None:
+def _offending(rule: Rule) -> F.Column:
+    return F.coalesce(F.expr(rule.where), F.lit(False))
+
+
+def check(df: DataFrame, contract: Contract, quarantine_batch: str) -> tuple[Verdict, DataFrame | None]:
+    """Apply drop rules, then validate what is left with the whole suite.
+
+    Returns the verdict and the dropped rows (shaped for quarantine/rows), or None.
+    """
+    rules = suite_rules(contract)
+    drops = [r for r in rules if r.severity == "drop"]
+    dropped_counts: dict[str, int] = {}
+    quarantined = None
+    kept = df
+    if drops:
+        flagged = df.select("*", *[_offending(r).alias(f"_drop_{i}") for i, r in enumerate(drops)]).persist()
+        counts = flagged.agg(
+            *[F.sum(F.col(f"_drop_{i}").cast("long")).alias(r.id) for i, r in enumerate(drops)]
+        ).first()
+        dropped_counts = {r.id: int(counts[r.id] or 0) for r in drops}
+        if any(dropped_counts.values()):
+            # The first drop rule that a row breaks is the reason it is quarantined.
+            rule_of_row = F.coalesce(*[F.when(F.col(f"_drop_{i}"), F.lit(r.id)) for i, r in enumerate(drops)])
+            any_drop = reduce(lambda a, b: a | b, [F.col(f"_drop_{i}") for i in range(len(drops))])
+            quarantined = flagged.where(any_drop).select(
+                F.lit(f"gate.{contract.layer}").alias("stage"),
+                F.lit(contract.name).alias("source"),
+                F.lit(None).cast("string").alias("source_file"),
+                F.lit(None).cast("long").alias("line"),
+                F.lit(None).cast("string").alias("file_sha256"),
+                rule_of_row.alias("rule"),
+                F.concat(F.lit("dropped by rule "), rule_of_row).alias("reason"),
+                F.to_json(F.struct(*df.columns)).alias("raw"),
+                F.lit(quarantine_batch).alias("batch_id"),
+            )
+            kept = flagged.where(~any_drop).select(*df.columns)
+    # GX computes its metrics in many Spark jobs: read the table once, not once per metric.
+    kept = kept.persist()
+    try:
+        results = validate(kept, contract, rules)
+    finally:
+        kept.unpersist()
+    # A drop rule's outcome is what it removed, counted before the removal.
+    results = [
+        RuleResult(
+            r.rule_id,
+            r.expectation,
+            r.severity,
+            dropped_counts[r.rule_id] == 0,
+            r.element_count,
+            dropped_counts[r.rule_id],
+            r.unexpected_percent,
+            r.observed_value,
+        )
+        if r.rule_id in dropped_counts
+        else r
+        for r in results
+    ]
+    passed = all(r.success for r in results if r.severity == "fail")
+    verdict = Verdict(contract.name, contract.layer, passed, kept, sum(dropped_counts.values()), results)
+    return verdict, quarantined
+
+
+def record_results(
+    spark: SparkSession, settings: Settings, run_id: str, table: str, results: list[RuleResult], layer: str = "gold"
+) -> None:
     validated_at = datetime.now(UTC).replace(tzinfo=None)
-    rows = [{**r.__dict__, "run_id": run_id, "table": table, "validated_at": validated_at} for r in results]
+    rows = [
+        {**r.__dict__, "run_id": run_id, "layer": layer, "table": table, "validated_at": validated_at} for r in results
+    ]
     schema = (
         "rule_id string, expectation string, severity string, success boolean, element_count long, "
-        "unexpected_count long, unexpected_percent double, observed_value double, run_id string, "
+        "unexpected_count long, unexpected_percent double, observed_value double, run_id string, layer string, "
         "table string, validated_at timestamp"
     )
     df = spark.createDataFrame(rows, schema)
     # Re-validating in the same run replaces that run's results, never duplicates them.
-    lake.upsert(spark, df, settings.table("ops", "dq_results"), keys=["run_id", "table", "rule_id"])
+    lake.upsert(spark, df, settings.table("ops", "dq_results"), keys=["run_id", "layer", "table", "rule_id"])
+
+
+def _quarantine_dropped(spark: SparkSession, settings: Settings, dropped: DataFrame, contract: Contract) -> None:
+    lake.replace(
+        dropped,
+        settings.path("lake", "quarantine", "rows"),
+        where=f"stage = 'gate.{contract.layer}' AND source = '{contract.name}'",
+    )
 
 
 def content_fingerprint(df: DataFrame) -> tuple[int, int]:
@@ -239,36 +361,92 @@ def publish(spark: SparkSession, settings: Settings, table: str) -> int | None:
     return lake.version(spark, gold_path)
 
 
-def gate_all(spark: SparkSession, settings: Settings, run_id: str) -> dict[str, dict]:
-    """Validate every staged gold table; raise GateFailed naming each failed table and rule."""
+def _gate_tables(
+    spark: SparkSession, settings: Settings, run_id: str, contracts: list[Contract], path_of, view_prefix: str
+) -> dict[str, dict]:
+    """Check each table; rewrite it without dropped rows; raise GateFailed naming every failed rule."""
+    # Cross-table rules (a foreign key, a reconciliation) query sibling tables by view name.
+    for contract in contracts:
+        lake.read(spark, path_of(contract)).createOrReplaceTempView(f"{view_prefix}{contract.name}")
     summary, failures = {}, []
-    for contract in gold_contracts():
-        staged = lake.read(spark, settings.table("staging/gold", contract.name))
-        results = validate(staged, contract)
-        record_results(spark, settings, run_id, contract.name, results)
-        failed = [r.rule_id for r in results if not r.success and r.severity == "fail"]
-        warned = [r.rule_id for r in results if not r.success and r.severity == "warn"]
+    for contract in contracts:
+        verdict, dropped = check(lake.read(spark, path_of(contract)), contract, quarantine_batch=run_id)
+        record_results(spark, settings, run_id, contract.name, verdict.results, layer=contract.layer)
+        if dropped is not None:
+            _quarantine_dropped(spark, settings, dropped, contract)
+            kept = verdict.kept.localCheckpoint()  # cut the lineage to the table being overwritten
+            lake.replace(kept, path_of(contract))
         summary[contract.name] = {
-            "passed": not failed,
-            "failed_rules": failed,
-            "warned_rules": warned,
-            "rules": len(results),
+            "passed": verdict.passed,
+            "failed_rules": verdict.failed_rules,
+            "warned_rules": verdict.warned_rules,
+            "dropped_rows": verdict.dropped,
+            "rules": len(verdict.results),
         }
         log.info(
-            "gate %s: %s (%d rules, %d failed, %d warnings)",
+            "gate %s.%s: %s (%d rules, %d failed, %d warnings, %d rows dropped)",
+            contract.layer,
             contract.name,
-            "PASS" if not failed else "FAIL",
-            len(results),
-            len(failed),
-            len(warned),
+            "PASS" if verdict.passed else "FAIL",
+            len(verdict.results),
+            len(verdict.failed_rules),
+            len(verdict.warned_rules),
+            verdict.dropped,
         )
-        if failed:
-            failures.append(f"{contract.name}: {', '.join(failed)}")
+        if not verdict.passed:
+            failures.append(f"{contract.layer}.{contract.name}: {', '.join(verdict.failed_rules)}")
     if failures:
-        raise GateFailed(
-            "gate failed, nothing published this run; previous gold versions stay readable. " + "; ".join(failures)
-        )
+        raise GateFailed("; ".join(failures))
     return summary
+
+
+def gate_all(spark: SparkSession, settings: Settings, run_id: str) -> dict[str, dict]:
+    """Validate every staged gold table; raise GateFailed naming each failed table and rule.
+
+    Nothing is published when any table fails: gold stays at its previous, consistent set of versions.
+    """
+    try:
+        return _gate_tables(
+            spark,
+            settings,
+            run_id,
+            list(gold_contracts()),
+            lambda c: settings.table("staging/gold", c.name),
+            "staging_",
+        )
+    except GateFailed as exc:
+        raise GateFailed(
+            f"gate failed, nothing published this run; previous gold versions stay readable. {exc}"
+        ) from None
+
+
+def silver_contracts(spark: SparkSession, settings: Settings) -> list[Contract]:
+    """(contract, table) for every silver table that exists, person_event sources under their own names."""
+    from dataclasses import replace
+
+    from jobs.contracts import source_contracts, table_contract
+
+    found = []
+    for source in source_contracts():
+        produced = "postcode" if source.kind == "reference" else "person_event"
+        if lake.table_exists(spark, settings.table("silver", source.name)):
+            found.append(replace(table_contract("silver", produced), name=source.name))
+    for name in ("person_link", "person"):
+        if lake.table_exists(spark, settings.table("silver", name)):
+            found.append(table_contract("silver", name))
+    return found
+
+
+def check_silver(spark: SparkSession, settings: Settings, run_id: str) -> dict[str, dict]:
+    """Validate every silver table; a fail rule stops the build before anything is curated."""
+    return _gate_tables(
+        spark,
+        settings,
+        run_id,
+        silver_contracts(spark, settings),
+        lambda c: settings.table("silver", c.name),
+        "silver_",
+    )
 
 
 def publish_all(spark: SparkSession, settings: Settings) -> dict[str, int | None]:

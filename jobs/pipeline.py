@@ -13,7 +13,7 @@ from functools import cache
 
 from pyspark.sql import SparkSession
 
-from jobs import clean, curate, gate, land, link, report
+from jobs import clean, curate, gate, land, link, report, scorecard
 from jobs.config import Settings
 from jobs.spark import get_spark
 
@@ -48,7 +48,10 @@ def run_clean(run_id: str) -> dict:
 
 
 def run_link(run_id: str) -> dict:
-    return link.link_all(session(), settings(), run_id=run_id)
+    linked = link.link_all(session(), settings(), run_id=run_id)
+    # Silver is checked once it is complete (sources, links, persons): a fail rule stops the build here.
+    checked = gate.check_silver(session(), settings(), run_id=run_id)
+    return {**linked, "silver_checks": {t: v["passed"] for t, v in checked.items()}}
 
 
 def run_curate(as_of: date) -> dict:
@@ -64,4 +67,5 @@ def run_publish() -> dict:
 
 
 def run_report(run_id: str) -> str:
+    scorecard.build_scorecard(session(), settings(), run_id=run_id)
     return report.write_report(session(), settings(), run_id=run_id)

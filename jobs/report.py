@@ -1,6 +1,7 @@
-"""The data-quality report for ops: one static HTML page that works offline.
+"""The data-quality report for ops: one static HTML page that works offline
+(no scripts, no fonts or styles from anywhere else; charts are inline SVG).
 
-Counts, rates and rule names only; never a patient-level value.
+Counts, rates, rule names and file names only; never a patient-level value.
 """
 
 from __future__ import annotations
@@ -19,46 +20,233 @@ from jobs.contracts import gold_contracts
 log = logging.getLogger(__name__)
 
 _CSS = """
-body{font:14px/1.4 system-ui,sans-serif;margin:2rem;color:#1d1d1f;max-width:70rem}
-h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.25rem .6rem;text-align:left}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;color:#1d1d1f;max-width:72rem;padding:0 1rem}
+h1{font-size:1.5rem;margin-bottom:.25rem}h2{font-size:1.15rem;margin-top:2.2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
+table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.25rem .6rem;text-align:left;vertical-align:top}
 th{background:#f3f3f3}.pass{color:#0a6b2d;font-weight:600}.fail{color:#b00020;font-weight:600}
 .warn{color:#8a5a00;font-weight:600}.num{text-align:right;font-variant-numeric:tabular-nums}
+.verdict{display:inline-block;padding:.3rem .8rem;border-radius:4px;font-weight:700;color:#fff}
+.verdict.pass{background:#0a6b2d}.verdict.fail{background:#b00020}
+nav a{margin-right:1rem}.muted{color:#666}figure{margin:.5rem 0}figcaption{font-size:.85rem;color:#444}
 """
+_PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f"]
 
 
-def _table(headers: list[str], rows: list[list], numeric: set[int] | None = None) -> str:
-    numeric = numeric or set()
+def _cell(value, kind: str) -> str:
+    """kind: text, num or pct (a 0-1 rate shown as a percentage)."""
+    if isinstance(value, tuple):  # (text, css class)
+        return f'<td class="{value[1]}">{html.escape(str(value[0]))}</td>'
+    if value is None:
+        text = ""
+    elif kind == "pct" and isinstance(value, float):
+        text = f"{value:.1%}"
+    else:
+        text = str(value)
+    css = ' class="num"' if kind in ("num", "pct") else ""
+    return f"<td{css}>{html.escape(text)}</td>"
+
+
+def _table(headers: list[str], rows: list[list], numeric: set[int] | None = None, pct: set[int] | None = None) -> str:
+    numeric, pct = numeric or set(), pct or set()
+    if not rows:
+        return "<p class='muted'>None.</p>"
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = []
-    for row in rows:
-        cells = []
-        for i, value in enumerate(row):
-            if isinstance(value, tuple):  # (text, css class)
-                cells.append(f'<td class="{value[1]}">{html.escape(str(value[0]))}</td>')
-            else:
-                text = "" if value is None else str(value)
-                cells.append(
-                    f'<td class="num">{html.escape(text)}</td>' if i in numeric else f"<td>{html.escape(text)}</td>"
-                )
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    if not body:
-        return "<p>None.</p>"
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    body = "".join(
+        "<tr>"
+        + "".join(_cell(v, "pct" if i in pct else "num" if i in numeric else "text") for i, v in enumerate(row))
+        + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _status(ok: bool, fail_word: str = "FAIL", css: str = "fail") -> tuple[str, str]:
-    return ("PASS", "pass") if ok else (fail_word, css)
+def _status(ok: bool, severity: str = "fail") -> tuple[str, str]:
+    if ok:
+        return "PASS", "pass"
+    return ("FAIL", "fail") if severity == "fail" else (severity.upper(), "warn")
 
 
-def build_report(spark: SparkSession, settings: Settings, run_id: str) -> str:
-    sections = []
+def svg_trend(title: str, series: dict[str, list[tuple[str, float]]], width: int = 640, height: int = 220) -> str:
+    """A line chart of rates (0-1) by month, one line per series, as inline SVG."""
+    months = sorted({m for points in series.values() for m, _ in points})
+    if not months:
+        return ""
+    left, right, top, bottom = 44, 150, 14, 30
+    plot_w, plot_h = width - left - right, height - top - bottom
 
+    def x(month: str) -> float:
+        return left + (plot_w * months.index(month) / max(len(months) - 1, 1))
+
+    def y(value: float) -> float:
+        return top + plot_h * (1 - value)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+        f'aria-label="{html.escape(title)}">'
+    ]
+    for tick in (0, 0.5, 1):
+        parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="#ddd"/>')
+        parts.append(f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" font-size="11" text-anchor="end">{tick:.0%}</text>')
+    for month in (months[0], months[-1]) if len(months) > 1 else (months[0],):
+        parts.append(f'<text x="{x(month):.1f}" y="{height - 8}" font-size="11" text-anchor="middle">{month}</text>')
+    for i, (name, points) in enumerate(sorted(series.items())):
+        colour = _PALETTE[i % len(_PALETTE)]
+        coords = " ".join(f"{x(m):.1f},{y(v):.1f}" for m, v in sorted(points))
+        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{coords}"/>')
+        for m, v in points:
+            parts.append(
+                f'<circle cx="{x(m):.1f}" cy="{y(v):.1f}" r="3" fill="{colour}"><title>'
+                f"{html.escape(name)} {m}: {v:.1%}</title></circle>"
+            )
+        parts.append(
+            f'<text x="{left + plot_w + 10}" y="{top + 14 + 16 * i}" font-size="12" fill="{colour}">'
+            f"{html.escape(name)}</text>"
+        )
+    parts.append("</svg>")
+    return f"<figure>{''.join(parts)}<figcaption>{html.escape(title)}</figcaption></figure>"
+
+
+def _gate_section(spark: SparkSession, settings: Settings, run_id: str) -> tuple[str, bool | None]:
+    dq_path = settings.table("ops", "dq_results")
+    if not lake.table_exists(spark, dq_path):
+        return "<h2 id='gates'>Quality gates</h2><p class='muted'>No validation results yet.</p>", None
+    dq = lake.read(spark, dq_path)
+    results = dq.where(F.col("run_id") == run_id).orderBy("layer", "table", "rule_id").collect()
+    previous_run = (
+        dq.where(F.col("run_id") != run_id)
+        .groupBy("run_id")
+        .agg(F.max("validated_at").alias("at"))
+        .orderBy(F.col("at").desc())
+        .select("run_id")
+        .first()
+    )
+    failing_before = set()
+    if previous_run is not None:
+        failing_before = {
+            (r.layer, r.table, r.rule_id)
+            for r in dq.where((F.col("run_id") == previous_run.run_id) & ~F.col("success")).collect()
+        }
+    tables: dict[tuple[str, str], list] = {}
+    for r in results:
+        tables.setdefault((r.layer, r.table), []).append(r)
+    gate_rows, all_passed = [], True
+    for (layer, table), mine in sorted(tables.items(), key=lambda kv: (kv[0][0] != "gold", kv[0])):
+        failed = [r for r in mine if not r.success and r.severity == "fail"]
+        other = [r for r in mine if not r.success and r.severity != "fail"]
+        all_passed &= not failed
+        gate_rows.append(
+            [
+                f"{layer}.{table}",
+                _status(not failed),
+                len(mine),
+                len(failed),
+                len(other),
+                ", ".join(r.rule_id for r in failed) or None,
+            ]
+        )
+    for contract in gold_contracts():
+        if ("gold", contract.name) not in tables:
+            gate_rows.append([f"gold.{contract.name}", ("not validated", "warn"), None, None, None, None])
+            all_passed = False
+    not_passing = [r for r in results if not r.success]
+    rule_rows = [
+        [
+            f"{r.layer}.{r.table}",
+            r.rule_id,
+            r.severity,
+            _status(False, r.severity),
+            "new" if (r.layer, r.table, r.rule_id) not in failing_before else "also last run",
+            r.element_count,
+            r.unexpected_count,
+            None if r.unexpected_percent is None else f"{r.unexpected_percent:.2f}%",
+        ]
+        for r in sorted(not_passing, key=lambda r: (r.severity != "fail", r.layer, r.table, r.rule_id))
+    ]
+    fixed = sorted(failing_before - {(r.layer, r.table, r.rule_id) for r in not_passing})
+    section = (
+        "<h2 id='gates'>Quality gates</h2>"
+        + _table(["table", "gate", "rules", "failed", "warnings / drops", "failed rules"], gate_rows, numeric={2, 3, 4})
+        + f"<h3>Rules not passing ({len(not_passing)} of {len(results)})</h3>"
+        + _table(
+            ["table", "rule", "severity", "result", "since", "rows checked", "unexpected", "unexpected %"],
+            rule_rows,
+            numeric={5, 6, 7},
+        )
+        + (
+            f"<p>Fixed since the last run: {html.escape(', '.join(f'{t[0]}.{t[1]} {t[2]}' for t in fixed))}</p>"
+            if fixed
+            else ""
+        )
+    )
+    return section, all_passed
+
+
+def _scorecard_section(spark: SparkSession, settings: Settings, run_id: str) -> str:
+    path = settings.table("ops", "scorecard")
+    if not lake.table_exists(spark, path):
+        return ""
+    scores = lake.read(spark, path).where(F.col("run_id") == run_id)
+    by_month = (
+        scores.groupBy("source", "organisation", "delivery_month")
+        .agg(
+            F.max("rows").alias("rows"),
+            F.avg("completeness").alias("completeness"),
+            F.avg("validity").alias("validity"),
+            F.avg("default_rate").alias("default_rate"),
+        )
+        .orderBy("source", "delivery_month")
+        .collect()
+    )
+    latest: dict[str, object] = {}
+    for r in by_month:
+        latest[r.source] = r
+    summary = [
+        [r.source, r.organisation, r.delivery_month, r.rows, r.completeness, r.validity, r.default_rate]
+        for r in latest.values()
+    ]
+    worst = (
+        scores.where(F.col("validity") < 1)
+        .orderBy("validity", "source", "field")
+        .select("source", "delivery_month", "field", "pii", "rows", "completeness", "validity", "default_rate")
+        .limit(15)
+        .collect()
+    )
+    charts = svg_trend(
+        "Validity by delivery month (mean over fields)",
+        {s: [(r.delivery_month, r.validity) for r in by_month if r.source == s] for s in latest},
+    )
+    charts += svg_trend(
+        "Completeness by delivery month (mean over fields)",
+        {s: [(r.delivery_month, r.completeness) for r in by_month if r.source == s] for s in latest},
+    )
+    return (
+        "<h2 id='scorecard'>Scorecard</h2><p>Per source, from the values as delivered (bronze): completeness "
+        "(share of rows with a value), validity (share of values meeting the contract), default-value rate "
+        "(share of 'unknown' codes such as 9, X, 1900-01-01).</p>"
+        + _table(
+            ["source", "organisation", "latest delivery", "rows", "completeness", "validity", "default rate"],
+            summary,
+            numeric={3, 4, 5, 6},
+            pct={4, 5, 6},
+        )
+        + charts
+        + "<h3>Fields with the lowest validity</h3>"
+        + _table(
+            ["source", "delivery", "field", "pii class", "rows", "completeness", "validity", "default rate"],
+            [list(r) for r in worst],
+            numeric={4, 5, 6, 7},
+            pct={5, 6, 7},
+        )
+    )
+
+
+def _landing_section(spark: SparkSession, settings: Settings) -> str:
+    parts = []
     manifest_path = settings.table("ops", "landing_manifest")
     if lake.table_exists(spark, manifest_path):
         files = lake.read(spark, manifest_path).orderBy("source", "delivery", "path").collect()
-        sections.append(
-            "<h2>Files delivered</h2>"
+        parts.append(
+            "<h2 id='files'>Files delivered</h2>"
             + _table(
                 ["source", "delivery", "file", "status", "rule", "reason", "rows in file", "landed", "quarantined"],
                 [
@@ -78,7 +266,6 @@ def build_report(spark: SparkSession, settings: Settings, run_id: str) -> str:
                 numeric={6, 7, 8},
             )
         )
-
     quarantine_path = settings.path("lake", "quarantine", "rows")
     if lake.table_exists(spark, quarantine_path):
         rows = (
@@ -88,53 +275,27 @@ def build_report(spark: SparkSession, settings: Settings, run_id: str) -> str:
             .orderBy("stage", "source", "rule")
             .collect()
         )
-        sections.append(
-            "<h2>Rows quarantined</h2><p>Fix these at source; each row is kept with its file, "
-            "line and reason in <code>lake/quarantine/rows</code>.</p>"
+        parts.append(
+            "<h2 id='quarantine'>Rows quarantined</h2><p>Fix these at source; each row is kept with its "
+            "file, line and reason in <code>lake/quarantine/rows</code>.</p>"
             + _table(["stage", "source", "rule", "rows"], [list(r) for r in rows], numeric={3})
         )
+    return "".join(parts)
 
-    dq_path = settings.table("ops", "dq_results")
-    if lake.table_exists(spark, dq_path):
-        results = lake.read(spark, dq_path).where(F.col("run_id") == run_id).orderBy("table", "rule_id").collect()
-        gates = []
-        for contract in gold_contracts():
-            mine = [r for r in results if r.table == contract.name]
-            if not mine:
-                gates.append([contract.name, ("not validated", "warn"), None, None, None])
-                continue
-            failed = [r for r in mine if not r.success and r.severity == "fail"]
-            warned = [r for r in mine if not r.success and r.severity == "warn"]
-            gates.append([contract.name, _status(not failed), len(mine), len(failed), len(warned)])
-        sections.append(
-            "<h2>Quality gates</h2>"
-            + _table(["table", "gate", "rules", "failed", "warnings"], gates, numeric={2, 3, 4})
-        )
-        sections.append(
-            "<h2>Rules</h2>"
-            + _table(
-                ["table", "rule", "severity", "result", "rows checked", "unexpected", "unexpected %", "observed"],
-                [
-                    [
-                        r.table,
-                        r.rule_id,
-                        r.severity,
-                        _status(
-                            r.success,
-                            "FAIL" if r.severity == "fail" else "WARN",
-                            "fail" if r.severity == "fail" else "warn",
-                        ),
-                        r.element_count,
-                        r.unexpected_count,
-                        None if r.unexpected_percent is None else f"{r.unexpected_percent:.2f}",
-                        r.observed_value,
-                    ]
-                    for r in results
-                ],
-                numeric={4, 5, 6, 7},
-            )
-        )
 
+def _linkage_section(spark: SparkSession, settings: Settings) -> str:
+    path = settings.table("silver", "person_link")
+    if not lake.table_exists(spark, path):
+        return ""
+    rows = lake.read(spark, path).groupBy("source", "method").count().orderBy("source", "method").collect()
+    persons = lake.read(spark, settings.table("silver", "person")).count()
+    return (
+        f"<h2 id='linkage'>Linkage</h2><p>{sum(r['count'] for r in rows)} records linked into {persons} people.</p>"
+        + _table(["source", "method", "records"], [[r.source, r.method, r["count"]] for r in rows], numeric={2})
+    )
+
+
+def _published_section(spark: SparkSession, settings: Settings) -> str:
     published = []
     for contract in gold_contracts():
         path = settings.table("gold", contract.name)
@@ -142,17 +303,33 @@ def build_report(spark: SparkSession, settings: Settings, run_id: str) -> str:
             published.append([contract.name, lake.version(spark, path), lake.read(spark, path).count(), contract.grain])
         else:
             published.append([contract.name, "not published", None, contract.grain])
-    sections.append(
-        "<h2>Published gold tables</h2>" + _table(["table", "version", "rows", "grain"], published, numeric={2})
+    return "<h2 id='gold'>Published gold tables</h2>" + _table(
+        ["table", "version", "rows", "grain"], published, numeric={2}
     )
 
+
+def build_report(spark: SparkSession, settings: Settings, run_id: str) -> str:
+    gates, passed = _gate_section(spark, settings, run_id)
+    verdict = {
+        True: ("pass", "All gates passed: gold is published."),
+        False: ("fail", "A gate failed: gold keeps its previous versions."),
+        None: ("fail", "Nothing validated yet."),
+    }[passed]
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>placelake quality report — {html.escape(run_id)}</title><style>{_CSS}</style></head><body>"
-        f"<h1>placelake data-quality report</h1><p>Run <code>{html.escape(run_id)}</code>, generated {generated}. "
-        "Counts, rates and rule names only: no patient-level values appear here.</p>"
-        + "".join(sections)
+        f"<h1>placelake data-quality report</h1><p class='muted'>Run <code>{html.escape(run_id)}</code>, "
+        f"generated {generated}. Counts, rates and rule names only: no patient-level values appear here.</p>"
+        f"<p id='verdict' class='verdict {verdict[0]}'>{verdict[1]}</p>"
+        "<nav><a href='#gates'>Gates</a><a href='#scorecard'>Scorecard</a><a href='#files'>Files</a>"
+        "<a href='#quarantine'>Quarantine</a><a href='#linkage'>Linkage</a><a href='#gold'>Gold</a></nav>"
+        + gates
+        + _scorecard_section(spark, settings, run_id)
+        + _landing_section(spark, settings)
+        + _linkage_section(spark, settings)
+        + _published_section(spark, settings)
         + "</body></html>"
     )
 

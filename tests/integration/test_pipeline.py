@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs import lake
+from jobs.config import REPO_ROOT
 from jobs.contracts import gold_contracts, source_contract
 from jobs.gate import GateFailed, gate_all
 
@@ -23,22 +25,27 @@ pytestmark = pytest.mark.integration
 PEOPLE = 300
 
 
-@pytest.fixture(scope="module")
-def pipeline_run(settings):
+def run_pipeline(settings, run_date: str, **extra_env: str) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "PLACELAKE_HOME": settings.home,
         "PLACELAKE_SPARK_MASTER": "local[2]",
         "PLACELAKE_SHUFFLE_PARTITIONS": "1",
         "PLACELAKE_DRIVER_MEMORY": "2g",
+        **extra_env,
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "jobs.cli", "run", "--people", str(PEOPLE), "--date", "2026-11-01"],
+    return subprocess.run(
+        [sys.executable, "-m", "jobs.cli", "run", "--people", str(PEOPLE), "--date", run_date],
         env=env,
         capture_output=True,
         text=True,
         timeout=900,
     )
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(settings):
+    result = run_pipeline(settings, "2026-11-01")
     if result.returncode != 0:
         sys.stderr.write(result.stdout[-10000:] + result.stderr[-10000:])
     return result
@@ -132,6 +139,12 @@ def test_no_direct_identifier_reaches_gold_or_the_report(pipeline_run, spark, se
             assert not (compact & ids["postcode"]), f"gold.{contract.name}.{column} holds a postcode"
             assert not (values & ids["dob"]), f"gold.{contract.name}.{column} holds a date of birth"
 
+    stored = " ".join(str(v) for row in lake.read(spark, settings.table("ops", "dq_results")).collect() for v in row)
+    stored += " ".join(str(v) for row in lake.read(spark, settings.table("ops", "scorecard")).collect() for v in row)
+    assert not set(re.findall(r"\d{10}", stored)) & ids["nhs"]
+    assert not {p for p in ids["postcode"] if p in re.sub(r"\s", "", stored.upper())}
+    assert not {d for d in ids["dob"] if d in stored}
+
     report = Path(settings.reports, "quality.html").read_text(encoding="utf-8")
     digits = set(re.findall(r"\d{10}", re.sub(r"(\d) (\d)", r"\1\2", report)))
     assert not digits & ids["nhs"]
@@ -182,3 +195,69 @@ def test_gate_blocks_a_broken_table_and_the_published_version_stays_readable(pip
         assert failed[0].unexpected_count == 6
     finally:
         lake.replace(good_staging, staging_path)
+
+
+def test_report_renders_offline_in_a_real_browser(pipeline_run, settings):
+    chromium = shutil.which("chromium")
+    assert chromium, "make test installs Debian's chromium; run the suite through make"
+    report = Path(settings.reports, "quality.html")
+    page = report.read_text(encoding="utf-8")
+    # Offline: nothing to fetch, only in-page anchors.
+    assert re.findall(r"""(?:src|href)=["'](?!#)([^"']+)""", page) == []
+
+    artifacts = REPO_ROOT / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    flags = [
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={settings.path('chromium-profile')}",
+        "--enable-logging=stderr",
+        "--v=0",
+    ]
+    dom = subprocess.run([*flags, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0
+    assert 'id="verdict"' in dom.stdout and "All gates passed" in dom.stdout
+    assert [line for line in dom.stderr.splitlines() if ":CONSOLE" in line] == []
+
+    screenshot = artifacts / "quality-report.png"
+    shot = subprocess.run(
+        [*flags, "--window-size=1200,2000", f"--screenshot={screenshot}", report.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shot.returncode == 0
+    assert screenshot.stat().st_size > 20_000
+
+
+def test_a_failing_gate_fails_its_task_and_the_run_and_gold_stays_as_it_was(pipeline_run, spark, settings, tmp_path):
+    gold = {c.name: settings.table("gold", c.name) for c in gold_contracts()}
+    versions_before = {name: lake.version(spark, path) for name, path in gold.items()}
+    rows_before = {name: lake.read(spark, path).count() for name, path in gold.items()}
+
+    rules = tmp_path / "expectations"
+    shutil.copytree(REPO_ROOT / "expectations", rules)
+    with open(rules / "gold" / "person.yaml", "a", encoding="utf-8") as handle:
+        handle.write(
+            "  - id: person.impossible_for_this_test\n"
+            "    expectation: expect_table_row_count_to_be_between\n"
+            "    kwargs: {max_value: 0}\n"
+            "    severity: fail\n"
+            "    description: A rule no real table can pass.\n"
+        )
+    result = run_pipeline(settings, "2026-11-02", PLACELAKE_EXPECTATIONS_DIR=str(rules))
+
+    assert result.returncode == 1
+    out = result.stdout
+    assert "gate=failed" in out and "publish=upstream_failed" in out and "report=success" in out
+    assert re.search(r"^\s+person\s+FAIL\s+.*person\.impossible_for_this_test", out, re.MULTILINE)
+    assert {name: lake.version(spark, path) for name, path in gold.items()} == versions_before
+    assert {name: lake.read(spark, path).count() for name, path in gold.items()} == rows_before
+    assert "A gate failed" in Path(settings.reports, "quality.html").read_text(encoding="utf-8")

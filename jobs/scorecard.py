@@ -1,0 +1,142 @@
+"""The data-quality scorecard ops act on, in the spirit of NHS England's Data
+Quality Maturity Index: per source, submitting organisation, delivery month
+and field — completeness, validity and default-value rates — plus coverage
+(deliveries received against the months expected).
+
+Computed from bronze (values as delivered), so it judges what organisations
+send, not what cleaning made of it. Rates only: no values leave this module.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from jobs import lake
+from jobs import standardise as std
+from jobs.config import Settings
+from jobs.contracts import Column as ContractColumn
+from jobs.contracts import Contract, source_contracts
+
+log = logging.getLogger(__name__)
+
+# Values organisations send when they do not know: valid-looking, but empty of meaning.
+DEFAULT_VALUES = (
+    "9",
+    "X",
+    "U",
+    "Z",
+    "UNKNOWN",
+    "NOT KNOWN",
+    "N/A",
+    "NA",
+    "NULL",
+    "1900-01-01",
+    "01/01/1900",
+    "19000101",
+    "ZZ99 3VZ",
+    "0000000000",
+)
+
+
+def value_is_valid(col: ContractColumn, contract: Contract) -> Column:
+    """True when a delivered (string) value is valid for its column's contract; null when absent."""
+    raw = F.col(col.name)
+    checks = []
+    if col.name == "nhs_number":
+        checks.append(std.nhs_number_issue(raw).isNull())
+    if col.name in ("postcode", "pcds"):
+        checks.append(std.postcode(raw).isNotNull())
+    if col.type == "date":
+        checks.append(std.parse_date(raw, contract.format.get("date_format", "yyyy-MM-dd")).isNotNull())
+    if col.type in ("integer", "long"):
+        checks.append(raw.try_cast("long").isNotNull())
+    if col.allowed is not None:
+        checks.append(F.trim(raw).isin(list(col.allowed)))
+    if col.pattern is not None:
+        checks.append(raw.rlike(col.pattern))
+    valid = F.lit(True)
+    for check in checks:
+        valid = valid & F.coalesce(check, F.lit(False))
+    return F.when(raw.isNotNull() & (F.trim(raw) != ""), valid)
+
+
+def field_scores(bronze: DataFrame, contract: Contract) -> DataFrame:
+    """One row per delivery month and field: rows, completeness, validity, default rate."""
+    month = F.date_format(F.to_date(F.substring("_delivery", 1, 10)), "yyyy-MM")
+    aggregates = [F.count("*").alias("rows")]
+    for col in contract.columns:
+        present = F.col(col.name).isNotNull() & (F.trim(F.col(col.name)) != "")
+        aggregates += [
+            F.sum(present.cast("long")).alias(f"{col.name}__present"),
+            F.sum(F.coalesce(value_is_valid(col, contract), F.lit(False)).cast("long")).alias(f"{col.name}__valid"),
+            F.sum(F.upper(F.trim(F.col(col.name))).isin(list(DEFAULT_VALUES)).cast("long")).alias(
+                f"{col.name}__default"
+            ),
+        ]
+    wide = bronze.groupBy(month.alias("delivery_month")).agg(*aggregates)
+    per_field = [
+        F.struct(
+            F.lit(col.name).alias("field"),
+            F.lit(col.pii).alias("pii"),
+            (F.col(f"{col.name}__present") / F.col("rows")).alias("completeness"),
+            (F.col(f"{col.name}__valid") / F.greatest(F.col(f"{col.name}__present"), F.lit(1))).alias("validity"),
+            (F.col(f"{col.name}__default") / F.col("rows")).alias("default_rate"),
+        )
+        for col in contract.columns
+    ]
+    return wide.select("delivery_month", "rows", F.explode(F.array(*per_field)).alias("f")).select(
+        F.lit(contract.name).alias("source"),
+        F.lit(contract.organisation).alias("organisation"),
+        "delivery_month",
+        F.col("f.field").alias("field"),
+        F.col("f.pii").alias("pii"),
+        "rows",
+        F.round("f.completeness", 4).alias("completeness"),
+        F.round("f.validity", 4).alias("validity"),
+        F.round("f.default_rate", 4).alias("default_rate"),
+    )
+
+
+def coverage(spark: SparkSession, settings: Settings, contract: Contract) -> dict:
+    """Deliveries received against the months expected between the first and the last (monthly feeds)."""
+    bronze = lake.read(spark, settings.table("bronze", contract.name))
+    months = sorted(r[0] for r in bronze.select(F.substring("_delivery", 1, 7)).distinct().collect())
+    if not months:
+        return {"source": contract.name, "expected": 0, "received": 0, "missing": []}
+    first_y, first_m = map(int, months[0].split("-"))
+    last_y, last_m = map(int, months[-1].split("-"))
+    expected = [
+        f"{y:04d}-{m:02d}"
+        for y in range(first_y, last_y + 1)
+        for m in range(1, 13)
+        if (y, m) >= (first_y, first_m) and (y, m) <= (last_y, last_m)
+    ]
+    return {
+        "source": contract.name,
+        "expected": len(expected),
+        "received": len(months),
+        "missing": [m for m in expected if m not in months],
+    }
+
+
+def build_scorecard(spark: SparkSession, settings: Settings, run_id: str) -> dict[str, int]:
+    """Score every landed source and keep the result per run in ops/scorecard."""
+    scored_at = datetime.now(UTC).replace(tzinfo=None)
+    written = {}
+    for contract in source_contracts():
+        path = settings.table("bronze", contract.name)
+        if not lake.table_exists(spark, path):
+            continue
+        scores = field_scores(lake.read(spark, path), contract).select(
+            F.lit(run_id).alias("run_id"), "*", F.lit(scored_at).cast("timestamp").alias("scored_at")
+        )
+        lake.replace(
+            scores, settings.table("ops", "scorecard"), where=f"run_id = '{run_id}' AND source = '{contract.name}'"
+        )
+        written[contract.name] = scores.count()
+    log.info("scorecard: %s", written)
+    return written

@@ -1,0 +1,110 @@
+from dataclasses import replace
+
+import pytest
+
+from jobs.contracts import table_contract
+from jobs.gate import check, contract_rules, handwritten_rules
+
+
+@pytest.fixture
+def place_month():
+    return table_contract("gold", "place_month")
+
+
+def test_contract_rules_come_from_the_contract(place_month):
+    ids = {r.id for r in contract_rules(place_month)}
+    assert {
+        "place_month.ward_code.not_null",
+        "place_month.ward_code.pattern",
+        "place_month.month.not_null",
+        "place_month.record_key.unique",
+    } <= ids
+    assert all(r.severity == "fail" for r in contract_rules(place_month))
+
+
+def test_a_drop_rule_moves_offending_rows_to_quarantine_and_the_rest_is_validated(spark, tmp_path, monkeypatch):
+    (tmp_path / "silver").mkdir()
+    (tmp_path / "silver" / "postcode.yaml").write_text(
+        """
+rules:
+  - id: postcode.imd_in_range
+    expectation: unexpected_rows
+    where: imd_decile NOT BETWEEN 1 AND 10
+    severity: drop
+    description: IMD deciles run 1-10.
+  - id: postcode.mostly_live
+    expectation: expect_column_values_to_be_in_set
+    kwargs: {column: terminated, value_set: [false], mostly: 0.9}
+    severity: warn
+    description: Most postcodes are live.
+""",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("PLACELAKE_EXPECTATIONS_DIR", str(tmp_path))
+    contract = table_contract("silver", "postcode")
+    frame = spark.createDataFrame(
+        [
+            ("LK1 1AA", "E01090000", "E05009000", "St Anne's", 3, False),
+            ("LK1 1AB", "E01090000", "E05009000", "St Anne's", 11, False),  # out of range: dropped
+            ("LK1 1AD", "E01090001", "E05009000", "St Anne's", 4, True),
+        ],
+        "postcode string, lsoa_code string, ward_code string, ward_name string, imd_decile int, terminated boolean",
+    )
+    verdict, dropped = check(frame, contract, quarantine_batch="run-1")
+
+    assert verdict.passed
+    assert sorted(r.postcode for r in verdict.kept.collect()) == ["LK1 1AA", "LK1 1AD"]
+    assert verdict.dropped == 1
+    quarantined = dropped.collect()
+    assert [(q.stage, q.source, q.rule, q.batch_id) for q in quarantined] == [
+        ("gate.silver", "postcode", "postcode.imd_in_range", "run-1")
+    ]
+    by_rule = {r.rule_id: r for r in verdict.results}
+    assert (by_rule["postcode.imd_in_range"].success, by_rule["postcode.imd_in_range"].unexpected_count) == (False, 1)
+    # One of the two kept postcodes is terminated: 50% live is below mostly=0.9, a warning only.
+    assert by_rule["postcode.mostly_live"].success is False
+    assert verdict.warned_rules == ["postcode.imd_in_range", "postcode.mostly_live"]
+
+
+def test_a_failed_fail_rule_fails_the_verdict_and_names_the_rule(spark):
+    contract = table_contract("silver", "postcode")
+    frame = spark.createDataFrame(
+        [("LK1 1AA", None, "E05009000", "Castle", 3, False)],
+        "postcode string, lsoa_code string, ward_code string, ward_name string, imd_decile int, terminated boolean",
+    )
+    verdict, dropped = check(frame, contract, quarantine_batch="run-1")
+    assert not verdict.passed
+    assert verdict.failed_rules == ["postcode.lsoa_code.not_null"]
+    assert dropped is None
+
+
+def test_rule_files_are_checked_when_read(tmp_path, monkeypatch):
+    (tmp_path / "gold").mkdir()
+    monkeypatch.setenv("PLACELAKE_EXPECTATIONS_DIR", str(tmp_path))
+    contract = table_contract("gold", "person")
+    rule_file = tmp_path / "gold" / "person.yaml"
+
+    rule_file.write_text("rules: [{id: r1, expectation: unexpected_rows, where: 'true', severity: fatal}]")
+    with pytest.raises(ValueError, match="r1 has severity 'fatal'"):
+        handwritten_rules(contract)
+    rule_file.write_text("rules: [{id: r2, expectation: expect_column_values_to_not_be_null, severity: drop}]")
+    with pytest.raises(ValueError, match="r2: a drop rule needs a `where`"):
+        handwritten_rules(contract)
+
+
+def test_generated_predicates_find_exactly_the_rows_the_expectation_flags(spark):
+    contract = replace(table_contract("gold", "care_event"), name="care_event")
+    rules = {r.id: r for r in contract_rules(contract) if r.where}
+    frame = spark.createDataFrame(
+        [("a" * 64, "b" * 64, "gp", "nhs", "gp_registration"), ("x", None, "gp", "trust", "gp_registration")],
+        "event_key string, person_key string, source string, organisation string, event_type string",
+    )
+    flagged = {
+        rid: frame.where(rule.where).count()
+        for rid, rule in rules.items()
+        if "month" not in rid and rule.kwargs.get("column") in frame.columns
+    }
+    assert flagged["care_event.event_key.pattern"] == 1
+    assert flagged["care_event.person_key.not_null"] == 1
+    assert flagged["care_event.organisation.allowed"] == 1
+    assert flagged["care_event.event_type.allowed"] == 0
