@@ -15,7 +15,8 @@ from pyspark.sql import functions as F
 
 from jobs import fs, lake
 from jobs.config import Settings
-from jobs.contracts import gold_contracts
+from jobs.contracts import gold_contracts, source_contract
+from jobs.scorecard import coverage
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +212,11 @@ def _scorecard_section(spark: SparkSession, settings: Settings, run_id: str) -> 
         .limit(15)
         .collect()
     )
+    covered = [coverage(spark, settings, source_contract(name)) for name in latest]
+    coverage_rows = [
+        [c["source"], c["expected"], c["received"], ", ".join(c["missing"]) or None, _status(not c["missing"], "warn")]
+        for c in covered
+    ]
     charts = svg_trend(
         "Validity by delivery month (mean over fields)",
         {s: [(r.delivery_month, r.validity) for r in by_month if r.source == s] for s in latest},
@@ -229,6 +235,8 @@ def _scorecard_section(spark: SparkSession, settings: Settings, run_id: str) -> 
             numeric={3, 4, 5, 6},
             pct={4, 5, 6},
         )
+        + "<h3>Coverage: monthly deliveries expected and received</h3>"
+        + _table(["source", "months expected", "months received", "missing", "coverage"], coverage_rows, numeric={1, 2})
         + charts
         + "<h3>Fields with the lowest validity</h3>"
         + _table(
