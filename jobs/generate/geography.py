@@ -50,8 +50,8 @@ class Geography:
                 postcodes = [f"LK{w + 1} {i}{u}" for u in units]
                 lsoas.append(
                     Lsoa(
-                        code=f"E0199{w * LSOAS_PER_WARD + i:05d}",
-                        ward_code=f"E0599{w:05d}",
+                        code=f"E0199{w * LSOAS_PER_WARD + i:04d}",
+                        ward_code=f"E0599{w:04d}",
                         ward_name=ward_name,
                         imd_decile=decile,
                         live=tuple(postcodes[:LIVE_POSTCODES_PER_LSOA]),

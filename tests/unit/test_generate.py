@@ -229,3 +229,18 @@ def test_noise_helpers_on_awkward_values():
     with pytest.raises(ValueError, match="unknown noise kind"):
         NoiseRates.parse(["typos=0.1"])
     assert NoiseRates.parse(["typo=0.5"]).typo == 0.5
+
+
+def test_the_postcode_directory_meets_its_contract_patterns(place):
+    import re
+
+    contract = source_contract("ons_postcodes")
+    with open(next((place / "landing" / "ons_postcodes").rglob("*.csv")), encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    patterns = {c.name: re.compile(c.pattern) for c in contract.columns if c.pattern}
+    for row in rows:
+        for column, pattern in patterns.items():
+            assert pattern.match(row[column]), column
+    assert len({r["lsoa21cd"] for r in rows}) == 100 and len({r["wd24cd"] for r in rows}) == 10
+    assert 0 < sum(1 for r in rows if r["doterm"]) < len(rows) / 10
+    assert len({r["imd_decile"] for r in rows}) >= 8
