@@ -117,7 +117,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     fetch_delta_jars(settings)
     if landing_is_empty(settings):
         log.info("no deliveries in %s: generating a synthetic place of %d people", settings.landing, args.people)
-        generate_place(settings, people=args.people)
+        generate_place(settings, people=args.people, every=args.every)
     env = airflow_env(settings)
     os.environ.update(env)
     _airflow_db_migrate(env)
@@ -271,6 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the run's logical date, YYYY-MM-DD (default today, UTC)",
     )
     p.add_argument("--people", type=int, default=2000, help="size of the place generated when landing is empty")
+    # Every delivered file costs a few seconds to land: a full extract and one increment keep the
+    # embedded run within its five minutes. `placelake generate --every 1` makes monthly deliveries.
+    p.add_argument(
+        "--every", type=int, default=12, help="months between increments of the place generated (default 12)"
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("status", help="tables in every layer with their Delta version and row count")
