@@ -46,59 +46,198 @@ def adapt_ons_postcodes(bronze: DataFrame) -> DataFrame:
     )
 
 
+def _person_event(fields: dict[str, F.Column], reject: F.Column) -> list[F.Column]:
+    """The silver person_event columns in contract order: what the adapter gives, typed nulls for the rest.
+
+    Driven by the contract, so a column added to schemas/silver/person_event.yaml
+    reaches every adapter without restating it here.
+    """
+    contract = table_contract("silver", "person_event")
+    # Geography is not the adapter's: with_geography adds it from the postcode directory.
+    lineage = {*_LINEAGE, "lsoa_code", "ward_code", "imd_decile"}
+    columns = [
+        fields.get(c.name, F.lit(None).cast(c.spark_type)).alias(c.name)
+        for c in contract.columns
+        if c.name not in lineage
+    ]
+    return [*columns, *_LINEAGE, reject.alias(REJECT)]
+
+
+def _rejects(
+    source: str, start_column: str, end_column: str | None = None, optional_dates: tuple[str, ...] = ()
+) -> F.Column:
+    """Why a row cannot reach silver, or null: a missing key, a bad or missing event date, an end
+    before its start, or an event code outside the contract's allowed list (identity codes such as
+    sex map to unknown instead: losing the whole row for them would lose the event)."""
+    contract = source_contract(source)
+    start = _date(source, start_column)
+    reason = F.when(F.col(contract.record_key[0]).isNull(), F.lit("clean.missing_record_key")).when(
+        start.isNull(), F.lit(f"clean.invalid_{start_column}")
+    )
+    for column in (*optional_dates, *([end_column] if end_column else [])):
+        reason = reason.when(
+            F.col(column).isNotNull() & _date(source, column).isNull(), F.lit(f"clean.invalid_{column}")
+        )
+    if end_column:
+        reason = reason.when(_date(source, end_column) < start, F.lit("clean.end_before_start"))
+    for col in contract.columns:
+        if col.allowed and col.pii == "none":
+            reason = reason.when(
+                F.col(col.name).isNotNull() & ~F.trim(F.col(col.name)).isin(*col.allowed),
+                F.lit(f"clean.invalid_{col.name}"),
+            )
+    return reason
+
+
+def _identity(source: str, nhs: str, family: str | None, given: str | None, dob: str, postcode: str) -> dict:
+    return {
+        "source": F.lit(source),
+        "organisation": F.lit(source_contract(source).organisation),
+        "nhs_number": std.nhs_number(F.col(nhs)),
+        "nhs_number_issue": std.nhs_number_issue(F.col(nhs)),
+        "family_name": std.name(F.col(family)) if family else F.lit(None).cast("string"),
+        "given_name": std.name(F.col(given)) if given else F.lit(None).cast("string"),
+        "date_of_birth": _date(source, dob),
+        "postcode": std.postcode(F.col(postcode)),
+    }
+
+
+# NHS person stated gender: 1 male, 2 female, 9 indeterminate, X not known.
+_NHS_SEX = {"1": "M", "2": "F"}
+_LETTER_SEX = {"M": "M", "F": "F"}
+
+
+def _ethnicity(column: str) -> F.Column:
+    return F.when(F.trim(F.col(column)).rlike(r"^([A-E][1-5]|Z)$"), F.trim(F.col(column)))
+
+
 def adapt_gp_registrations(bronze: DataFrame) -> DataFrame:
-    event_start = _date("gp_registrations", "registration_date")
+    source = "gp_registrations"
     return bronze.select(
-        F.lit("gp_registrations").alias("source"),
-        F.col("registration_id").alias("record_id"),
-        F.lit("nhs").alias("organisation"),
-        F.lit(None).cast("string").alias("local_person_id"),
-        std.nhs_number(F.col("nhs_number")).alias("nhs_number"),
-        std.nhs_number_issue(F.col("nhs_number")).alias("nhs_number_issue"),
-        std.name(F.col("family_name")).alias("family_name"),
-        std.name(F.col("given_name")).alias("given_name"),
-        _date("gp_registrations", "date_of_birth").alias("date_of_birth"),
-        # NHS person stated gender: 1 male, 2 female, 9 indeterminate, X not known.
-        std.sex_from_code(F.col("sex"), {"1": "M", "2": "F"}).alias("sex"),
-        std.postcode(F.col("postcode")).alias("postcode"),
-        F.lit("gp_registration").alias("event_type"),
-        F.lit(None).cast("string").alias("service_type"),
-        F.col("practice_code").alias("provider_code"),
-        event_start.alias("event_start"),
-        F.lit(None).cast("date").alias("event_end"),
-        *_LINEAGE,
-        F.when(F.col("registration_id").isNull(), F.lit("clean.missing_record_key"))
-        .when(event_start.isNull(), F.lit("clean.invalid_registration_date"))
-        .alias(REJECT),
+        *_person_event(
+            {
+                **_identity(source, "nhs_number", "family_name", "given_name", "date_of_birth", "postcode"),
+                "record_id": F.col("registration_id"),
+                "sex": std.sex_from_code(F.col("sex"), _NHS_SEX),
+                "event_type": F.lit("gp_registration"),
+                "provider_code": F.col("practice_code"),
+                "event_start": _date(source, "registration_date"),
+            },
+            _rejects(source, "registration_date"),
+        )
     )
 
 
 def adapt_asc_services(bronze: DataFrame) -> DataFrame:
-    event_start = _date("asc_services", "start_date")
-    event_end = _date("asc_services", "end_date")
+    source = "asc_services"
     return bronze.select(
-        F.lit("asc_services").alias("source"),
-        F.col("service_id").alias("record_id"),
-        F.lit("council").alias("organisation"),
-        F.col("client_id").alias("local_person_id"),
-        std.nhs_number(F.col("nhs_number")).alias("nhs_number"),
-        std.nhs_number_issue(F.col("nhs_number")).alias("nhs_number_issue"),
-        std.name(F.col("surname")).alias("family_name"),
-        std.name(F.col("forename")).alias("given_name"),
-        _date("asc_services", "dob").alias("date_of_birth"),
-        std.sex_from_code(F.col("gender"), {"M": "M", "F": "F"}).alias("sex"),
-        std.postcode(F.col("postcode")).alias("postcode"),
-        F.lit("social_care_service").alias("event_type"),
-        F.col("service_type"),
-        F.lit(None).cast("string").alias("provider_code"),
-        event_start.alias("event_start"),
-        event_end.alias("event_end"),
-        *_LINEAGE,
-        F.when(F.col("service_id").isNull(), F.lit("clean.missing_record_key"))
-        .when(event_start.isNull(), F.lit("clean.invalid_start_date"))
-        .when(F.col("end_date").isNotNull() & event_end.isNull(), F.lit("clean.invalid_end_date"))
-        .when(event_end < event_start, F.lit("clean.end_before_start"))
-        .alias(REJECT),
+        *_person_event(
+            {
+                **_identity(source, "nhs_number", "surname", "forename", "dob", "postcode"),
+                "record_id": F.col("service_id"),
+                "local_person_id": F.col("client_id"),
+                "sex": std.sex_from_code(F.col("gender"), _LETTER_SEX),
+                "event_type": F.lit("social_care_service"),
+                "service_type": F.col("service_type"),
+                "event_start": _date(source, "start_date"),
+                "event_end": _date(source, "end_date"),
+            },
+            _rejects(source, "start_date", "end_date"),
+        )
+    )
+
+
+def _admission_group(method: F.Column) -> F.Column:
+    # NHS Data Dictionary admission method: 1x elective, 2x emergency, 3x maternity.
+    return (
+        F.when(method.startswith("1"), F.lit("ELECTIVE"))
+        .when(method.startswith("2"), F.lit("EMERGENCY"))
+        .when(method.startswith("3"), F.lit("MATERNITY"))
+    )
+
+
+def adapt_apc_episodes(bronze: DataFrame) -> DataFrame:
+    source = "apc_episodes"
+    # SUS carries no names: identity is the NHS number, date of birth and postcode.
+    return bronze.select(
+        *_person_event(
+            {
+                **_identity(source, "nhs_number", None, None, "date_of_birth", "postcode"),
+                "record_id": F.col("episode_id"),
+                "sex": std.sex_from_code(F.col("sex"), _NHS_SEX),
+                "ethnic_category": _ethnicity("ethnic_category"),
+                "event_type": F.lit("hospital_episode"),
+                "service_type": _admission_group(F.col("admission_method")),
+                "provider_code": F.col("provider_code"),
+                "event_start": _date(source, "admission_date"),
+                "event_end": _date(source, "discharge_date"),
+                "admission_method": F.col("admission_method"),
+                "primary_diagnosis": F.upper(F.trim(F.col("primary_diagnosis"))),
+                "discharge_ready_date": _date(source, "discharge_ready_date"),
+                "discharge_destination": F.col("discharge_destination"),
+            },
+            _rejects(source, "admission_date", "discharge_date", optional_dates=("discharge_ready_date",)),
+        )
+    )
+
+
+def adapt_ae_attendances(bronze: DataFrame) -> DataFrame:
+    source = "ae_attendances"
+    arrived = _date(source, "arrival_date")
+    return bronze.select(
+        *_person_event(
+            {
+                **_identity(source, "nhs_number", "family_name", "given_name", "date_of_birth", "postcode"),
+                "record_id": F.col("attendance_id"),
+                "sex": std.sex_from_code(F.col("sex"), _NHS_SEX),
+                "ethnic_category": _ethnicity("ethnic_category"),
+                "event_type": F.lit("ae_attendance"),
+                "service_type": F.concat(F.lit("ACUITY_"), F.col("acuity")),
+                "provider_code": F.col("provider_code"),
+                "event_start": arrived,
+                "event_end": arrived,  # an attendance ends the day it starts, near enough for a timeline
+                "discharge_destination": F.col("discharge_destination"),
+            },
+            _rejects(source, "arrival_date"),
+        )
+    )
+
+
+def adapt_community_contacts(bronze: DataFrame) -> DataFrame:
+    source = "community_contacts"
+    contact = _date(source, "contact_date")
+    return bronze.select(
+        *_person_event(
+            {
+                **_identity(source, "nhs_number", "surname", "forename", "dob", "postcode"),
+                "record_id": F.col("contact_id"),
+                "sex": std.sex_from_code(F.col("gender"), _LETTER_SEX),
+                "event_type": F.lit("community_contact"),
+                "service_type": F.col("team_type"),
+                "event_start": contact,
+                "event_end": contact,
+            },
+            _rejects(source, "contact_date"),
+        )
+    )
+
+
+def adapt_housing_cases(bronze: DataFrame) -> DataFrame:
+    source = "housing_cases"
+    return bronze.select(
+        *_person_event(
+            {
+                **_identity(source, "nhs_number", "surname", "forename", "dob", "postcode"),
+                "record_id": F.col("case_id"),
+                "sex": std.sex_from_code(F.col("gender"), _LETTER_SEX),
+                "ethnic_category": _ethnicity("ethnicity"),
+                "event_type": F.lit("housing_case"),
+                "service_type": F.col("duty_type"),
+                "event_start": _date(source, "approach_date"),
+                "event_end": _date(source, "duty_end_date"),
+            },
+            _rejects(source, "approach_date", "duty_end_date"),
+        )
     )
 
 
@@ -106,6 +245,10 @@ ADAPTERS: dict[str, Callable[[DataFrame], DataFrame]] = {
     "ons_postcodes": adapt_ons_postcodes,
     "gp_registrations": adapt_gp_registrations,
     "asc_services": adapt_asc_services,
+    "apc_episodes": adapt_apc_episodes,
+    "ae_attendances": adapt_ae_attendances,
+    "community_contacts": adapt_community_contacts,
+    "housing_cases": adapt_housing_cases,
 }
 SILVER_CONTRACT = {"ons_postcodes": "postcode"}  # every other source produces person_event
 

@@ -82,17 +82,28 @@ def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     from jobs import fs
-    from jobs.generate import generate_place, landing_is_empty
+    from jobs.generate import NoiseRates, generate_place, landing_is_empty
 
+    if args.out:
+        settings = Settings.from_env({**os.environ, "PLACELAKE_HOME": args.out})
+    try:
+        noise = NoiseRates.parse(args.noise)
+    except ValueError as exc:
+        print(f"placelake generate: {exc}", file=sys.stderr)
+        return 2
     if not landing_is_empty(settings):
         if not args.force:
             print(f"{settings.landing} already holds deliveries; use --force to replace them")
             return 1
         fs.remove_tree(settings.landing)
-    written = generate_place(settings, people=args.people, seed=args.seed)
+        fs.remove_tree(settings.path("truth"))
+    started = time.monotonic()
+    written = generate_place(
+        settings, people=args.people, seed=args.seed, months=args.months, every=args.every, noise=noise
+    )
     for source, rows in written.items():
-        print(f"  {source:<20} {rows:>8} rows")
-    print(f"landing: {settings.landing}")
+        print(f"  {source:<20} {rows:>9} rows")
+    print(f"landing: {settings.landing}  truth: {settings.path('truth')}  ({time.monotonic() - started:.0f}s)")
     return 0
 
 
@@ -106,7 +117,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     fetch_delta_jars(settings)
     if landing_is_empty(settings):
         log.info("no deliveries in %s: generating a synthetic place of %d people", settings.landing, args.people)
-        generate_place(settings, people=args.people)
+        generate_place(settings, people=args.people, every=args.every)
     env = airflow_env(settings)
     os.environ.update(env)
     _airflow_db_migrate(env)
@@ -245,9 +256,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("setup", help="fetch the Delta jars from Maven Central once, for offline runs")
     p.set_defaults(func=cmd_setup)
 
-    p = sub.add_parser("generate", help="generate a synthetic place into $PLACELAKE_HOME/landing")
+    p = sub.add_parser("generate", help="generate a synthetic place into $PLACELAKE_HOME/landing (truth beside it)")
     p.add_argument("--people", type=int, default=2000, help="residents to generate (default 2000)")
-    p.add_argument("--seed", type=int, default=20261126, help="random seed; same seed, same place")
+    p.add_argument("--seed", type=int, default=20261126, help="random seed; same seed, byte-identical files")
+    p.add_argument("--months", type=int, default=12, help="simulated period in months (default 12)")
+    p.add_argument("--every", type=int, default=6, help="months between increments after the full extract (default 6)")
+    p.add_argument("--out", help="write landing/ and truth/ under this directory instead of $PLACELAKE_HOME")
+    p.add_argument(
+        "--noise", action="append", default=[], metavar="KIND=RATE", help="override a noise rate (repeatable)"
+    )
     p.add_argument("--force", action="store_true", help="replace deliveries already in landing")
     p.set_defaults(func=cmd_generate)
 
@@ -259,6 +276,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the run's logical date, YYYY-MM-DD (default today, UTC)",
     )
     p.add_argument("--people", type=int, default=2000, help="size of the place generated when landing is empty")
+    # Every delivered file costs a few seconds to land: a full extract and one increment keep the
+    # embedded run within its five minutes. `placelake generate --every 1` makes monthly deliveries.
+    p.add_argument(
+        "--every", type=int, default=12, help="months between increments of the place generated (default 12)"
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("status", help="tables in every layer with their Delta version and row count")

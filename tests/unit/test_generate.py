@@ -1,0 +1,246 @@
+"""The synthetic place: deterministic, valid NHS numbers, noise at its rates,
+and a truth that matches what was delivered. No Spark: files and truth only."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from jobs.config import Settings
+from jobs.contracts import source_contract
+from jobs.generate import NoiseRates, generate_place, is_valid_nhs_number, nhs_check_digit
+from jobs.generate.nhs import NhsNumbers
+from jobs.generate.noise import invalid_postcode, transposed_dob, typo, wrong_nhs_number
+from jobs.land import file_problem, scan_file
+
+SMALL = 400
+
+
+def _generate(home: Path, people: int = SMALL, seed: int = 7, **kw) -> Path:
+    generate_place(Settings(home=str(home)), people=people, seed=seed, **kw)
+    return home
+
+
+@pytest.fixture(scope="module")
+def place(tmp_path_factory) -> Path:
+    return _generate(tmp_path_factory.mktemp("place"))
+
+
+@pytest.fixture(scope="module")
+def noisy_place(tmp_path_factory) -> Path:
+    """Every rate raised so that a small place has enough damage to measure."""
+    loud = {name: 0.2 for name in NoiseRates.__dataclass_fields__}
+    return _generate(tmp_path_factory.mktemp("noisy"), people=1500, seed=11, noise=NoiseRates(**loud))
+
+
+def _truth(home: Path, name: str) -> list[dict[str, str]]:
+    with open(home / "truth" / name, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _digests(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()
+    }
+
+
+def _file_encodings(home: Path) -> dict[str, str]:
+    return {f["file"]: f["encoding"] for f in _truth(home, "files.csv")}
+
+
+def _lines(home: Path, relative: str, encoding: str) -> list[str]:
+    return (home / "landing" / relative).read_bytes().decode(encoding).lstrip("\ufeff").split("\n")
+
+
+def _rows(home: Path, source: str):
+    """Every parseable data row of a source, as dicts, with the damage the truth records for it."""
+    contract = source_contract(source)
+    encodings = _file_encodings(home)
+    for path in sorted((home / "landing" / source).rglob("*.*")):
+        relative = str(path.relative_to(home / "landing"))
+        lines = [line for line in _lines(home, relative, encodings.get(relative, "utf-8")) if line]
+        if contract.format["type"] == "jsonl":
+            for line in lines:
+                try:
+                    yield json.loads(line)
+                except ValueError:
+                    continue  # a ragged (truncated) row
+        else:
+            reader = csv.reader(lines, delimiter=contract.format["delimiter"])
+            header = next(reader, None)
+            for values in reader:
+                if len(values) == len(header):
+                    yield dict(zip(header, values, strict=True))
+
+
+def test_same_seed_gives_byte_identical_files_and_another_seed_does_not(tmp_path, place):
+    again = _generate(tmp_path / "again")
+    assert _digests(place) == _digests(again)
+    other = _generate(tmp_path / "other", seed=8)
+    assert _digests(place) != _digests(other)
+
+
+def test_nhs_check_digit_and_the_999_range():
+    # 943 476 5919 is the NHS's own published example of a valid number.
+    assert nhs_check_digit("943476591") == 9
+    assert is_valid_nhs_number("9434765919") and not is_valid_nhs_number("9434765918")
+    assert nhs_check_digit("999000001") is None or nhs_check_digit("999000001") < 10
+    numbers = NhsNumbers(seed=1)
+    drawn = [numbers.take() for _ in range(5000)]
+    assert len(set(drawn)) == 5000
+    assert all(n.startswith("999") and is_valid_nhs_number(n) for n in drawn)
+
+
+def test_every_delivered_nhs_number_is_valid_and_in_the_test_range_unless_deliberately_wrong(place):
+    wrong = {(d["source"], d["record_id"]) for d in _truth(place, "damage.csv") if d["kind"] == "nhs_wrong"}
+    seen = 0
+    for source in ("gp_registrations", "apc_episodes", "ae_attendances", "community_contacts", "asc_services"):
+        key = source_contract(source).record_key[0]
+        for row in _rows(place, source):
+            number = (row.get("nhs_number") or "").replace(" ", "")
+            if not number or (source, row[key]) in wrong:
+                continue
+            seen += 1
+            assert number.startswith("999") and is_valid_nhs_number(number), source
+    assert seen > SMALL
+
+
+def test_every_truth_entry_points_at_the_delivered_line_holding_its_record(place):
+    encodings = _file_encodings(place)
+    cache: dict[str, list[str]] = {}
+    for table in ("records.csv", "resends.csv", "damage.csv"):
+        entries = _truth(place, table)
+        assert entries, table
+        for entry in entries:
+            relative = entry["file"]
+            if relative not in cache:
+                cache[relative] = _lines(place, relative, encodings.get(relative, "utf-8"))
+            assert entry["record_id"] in cache[relative][int(entry["line"]) - 1], (
+                table,
+                entry["kind"] if "kind" in entry else "",
+            )
+    records = _truth(place, "records.csv")
+    assert len({(r["source"], r["record_id"]) for r in records}) == len(records)
+    people = {p["truth_id"] for p in _truth(place, "people.csv")}
+    assert {r["truth_id"] for r in records} <= people
+    assert len(people) >= SMALL
+
+
+def test_each_noise_rate_is_honoured_within_binomial_tolerance(noisy_place):
+    rates = _truth(noisy_place, "noise_rates.csv")
+    measured = 0
+    for r in rates:
+        n, k, p = int(r["eligible"]), int(r["applied"]), float(r["setting"])
+        if n < 100:
+            continue
+        measured += 1
+        # Four standard deviations: a rate wrongly implemented is far outside this; chance is not.
+        assert abs(k - n * p) <= 4 * math.sqrt(n * p * (1 - p)) + 1, (r["kind"], r["organisation"], n, k, p)
+    assert measured >= 15
+
+    # Every damage counted is written down, row by row, in the truth.
+    applied = Counter()
+    for r in rates:
+        applied[r["kind"]] += int(r["applied"])
+    written = Counter(d["kind"] for d in _truth(noisy_place, "damage.csv"))
+    corrections = sum(1 for r in _truth(noisy_place, "resends.csv") if r["reason"] == "correction")
+    assert corrections == applied.pop("correction")
+    assert written == {k: v for k, v in applied.items() if v}
+
+
+def _delivered_row(home: Path, source: str, relative: str, line: int, encoding: str) -> dict[str, str]:
+    contract = source_contract(source)
+    lines = _lines(home, relative, encoding)
+    if contract.format["type"] == "jsonl":
+        return json.loads(lines[line - 1])
+    header, values = csv.reader([lines[0], lines[line - 1]], delimiter=contract.format["delimiter"])
+    return dict(zip(header, values, strict=True))
+
+
+def test_recorded_damage_is_really_in_the_delivered_rows(noisy_place):
+    encodings = _file_encodings(noisy_place)
+    checked = Counter()
+    damage = _truth(noisy_place, "damage.csv")
+    ragged = {(d["source"], d["record_id"]) for d in damage if d["kind"] == "ragged_row"}
+    for d in damage:
+        if (d["source"], d["record_id"]) in ragged or d["kind"] not in (
+            "nhs_missing",
+            "impossible_date",
+            "out_of_range_code",
+            "dob_transposed",
+        ):
+            continue
+        row = _delivered_row(noisy_place, d["source"], d["file"], int(d["line"]), encodings.get(d["file"], "utf-8"))
+        if d["kind"] == "nhs_missing":
+            assert not row.get(d["field"])
+        elif d["kind"] == "impossible_date":
+            assert "30" in row[d["field"]] and "02" in row[d["field"]]
+        elif d["kind"] == "out_of_range_code":
+            assert row[d["field"]] not in source_contract(d["source"]).column(d["field"]).allowed
+        else:
+            assert int(row[d["field"]].replace("/", "-").split("-")[1]) <= 12
+        checked[d["kind"]] += 1
+    assert set(checked) == {"nhs_missing", "impossible_date", "out_of_range_code", "dob_transposed"}
+
+
+def test_damaged_files_meet_the_landing_rule_the_truth_expects(place):
+    files = _truth(place, "files.csv")
+    kinds = {f["damage"] for f in files}
+    assert {"bom", "latin1", "header_order", "empty", "sent_twice"} <= kinds
+    digests = {}
+    for f in files:
+        path = str(place / "landing" / f["file"])
+        scan = scan_file(path)
+        problem = file_problem(scan, source_contract(f["source"]))
+        if f["expected"].startswith("rejected:"):
+            assert problem is not None and problem[0] == f["expected"].split(":", 1)[1], f["file"]
+        else:
+            assert problem is None, f["file"]
+        if f["expected"] == "duplicate":
+            assert scan.sha256 in digests.values()
+        digests[f["file"]] = scan.sha256
+    bom = next(f for f in files if f["damage"] == "bom")
+    assert (place / "landing" / bom["file"]).read_bytes().startswith(b"\xef\xbb\xbf")
+
+
+def test_noise_helpers_on_awkward_values():
+    import random
+    from datetime import date
+
+    rng = random.Random(1)
+    assert transposed_dob(date(1950, 3, 7)) == date(1950, 7, 3)
+    assert transposed_dob(date(1950, 3, 13)) is None and transposed_dob(date(1950, 4, 4)) is None
+    assert typo(rng, "O'Brien") != "O'Brien"
+    assert wrong_nhs_number(rng, "9990000026") != "9990000026"
+    from jobs import standardise  # noqa: F401 - the same regex the pipeline uses, checked below in Python
+
+    pattern = r"^([A-Z]{1,2}[0-9][A-Z0-9]?)([0-9][A-Z]{2})$"
+    import re
+
+    for _ in range(50):
+        bad = invalid_postcode(rng, "LK1 2AB").replace(" ", "")
+        assert not re.match(pattern, bad), bad
+    with pytest.raises(ValueError, match="unknown noise kind"):
+        NoiseRates.parse(["typos=0.1"])
+    assert NoiseRates.parse(["typo=0.5"]).typo == 0.5
+
+
+def test_the_postcode_directory_meets_its_contract_patterns(place):
+    import re
+
+    contract = source_contract("ons_postcodes")
+    with open(next((place / "landing" / "ons_postcodes").rglob("*.csv")), encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    patterns = {c.name: re.compile(c.pattern) for c in contract.columns if c.pattern}
+    for row in rows:
+        for column, pattern in patterns.items():
+            assert pattern.match(row[column]), column
+    assert len({r["lsoa21cd"] for r in rows}) == 100 and len({r["wd24cd"] for r in rows}) == 10
+    assert 0 < sum(1 for r in rows if r["doterm"]) < len(rows) / 10
+    assert len({r["imd_decile"] for r in rows}) >= 8
