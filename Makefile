@@ -51,8 +51,8 @@ report: setup ## rewrite the quality report for the latest run and open it
 	$(BIN)/placelake report --open
 
 lint: setup ## ruff, including Airflow's AIR rules
-	$(BIN)/ruff check jobs dags tests
-	$(BIN)/ruff format --check jobs dags tests
+	$(BIN)/ruff check jobs dags tests bench
+	$(BIN)/ruff format --check jobs dags tests bench
 
 clean: ## remove everything a run produced ($$PLACELAKE_HOME)
 	rm -rf "$(PLACELAKE_HOME)" spark-warehouse metastore_db derby.log
