@@ -311,3 +311,26 @@ def test_a_failing_gate_fails_its_task_and_the_run_and_gold_stays_as_it_was(pipe
     assert {name: lake.version(spark, path) for name, path in gold.items()} == versions_before
     assert {name: lake.read(spark, path).count() for name, path in gold.items()} == rows_before
     assert "A gate failed" in Path(settings.reports, "quality.html").read_text(encoding="utf-8")
+
+
+def test_placelake_sql_sees_gold_only(pipeline_run, spark, settings, monkeypatch, capsys):
+    from jobs.cli import main
+
+    monkeypatch.setenv("PLACELAKE_HOME", settings.home)
+    assert main(["sql", "SELECT count(*) AS people FROM person"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["people", str(lake.read(spark, settings.table("gold", "person")).count())]
+    # Silver holds identifiers: it is not a table an analyst can name.
+    with pytest.raises(Exception, match="TABLE_OR_VIEW_NOT_FOUND"):
+        main(["sql", "SELECT * FROM person_link"])
+
+
+def test_placelake_status_lists_every_layer(pipeline_run, settings, monkeypatch, capsys):
+    from jobs.cli import main
+
+    monkeypatch.setenv("PLACELAKE_HOME", settings.home)
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    for layer in ("bronze:", "silver:", "gold:", "ops:", "quarantine:"):
+        assert layer in out
+    assert re.search(r"^\s+person\s+version\s+\d+\s+\d+ rows$", out, re.MULTILINE)
