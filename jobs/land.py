@@ -11,10 +11,13 @@ reconcile for every landed file: rows in the file = rows landed + rows
 quarantined, and those rows cover every physical line after the header.
 
 The order of work per source: scan every new file on the driver (sha256,
-encoding, header, lines: one streaming pass each), decide file-level
-outcomes, then parse all accepted files in one Spark job (each file streamed by
-one Python worker, record-aware so quoted newlines stay inside their field), and write
-bronze, quarantine rows and the manifest with one Delta commit each.
+encoding, header, lines: one streaming pass each) and decide file-level
+outcomes; count each accepted file's records on the driver (a second pass,
+which must account for every physical line); then parse in Spark (each file
+streamed by one Python worker, record-aware so quoted newlines stay inside
+their field) straight into one bronze commit, whose row count must equal the
+driver's; re-parse only files with rejects for one quarantine commit; and
+record every file in the manifest with one more commit.
 """
 
 from __future__ import annotations
@@ -32,7 +35,6 @@ from datetime import UTC, date, datetime
 from typing import NamedTuple
 
 import pyarrow as pa
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -576,17 +578,36 @@ def _log(outcome: FileOutcome) -> None:
     )
 
 
-def _reconcile(contract: Contract, accepted: list[tuple[Delivered, FileScan]], stats: dict) -> None:
+def count_records(contract: Contract, path: str) -> tuple[int, int, int]:
+    """(rows to land, rows to quarantine, physical lines they span) of one file, counted on the driver.
+
+    An independent pass: the bronze commit must then hold exactly these rows,
+    and the lines must be every line of the file after the header.
+    """
+    good = bad = lines = 0
+    with fs.open_text(path, _text_encoding(contract)) as text:
+        for record in record_reader(contract)(text):
+            lines += record.lines
+            if record.reason is None:
+                good += 1
+            else:
+                bad += 1
+    return good, bad, lines
+
+
+def _reconcile(contract: Contract, d: Delivered, scan: FileScan, lines: int) -> None:
     """Every physical line after the header belongs to exactly one landed or quarantined row."""
-    header_lines = 1 if has_header(contract) else 0
-    for d, scan in accepted:
-        got = stats.get(scan.sha256)
-        lines = (got["lines"] if got else 0) + header_lines
-        if lines != scan.lines:
-            raise RuntimeError(
-                f"{d.file}: counts do not reconcile: {scan.lines} lines in the file, "
-                f"{lines} accounted for by landed and quarantined rows"
-            )
+    accounted = lines + (1 if has_header(contract) else 0)
+    if accounted != scan.lines:
+        raise RuntimeError(
+            f"{d.file}: counts do not reconcile: {scan.lines} lines in the file, "
+            f"{accounted} accounted for by landed and quarantined rows"
+        )
+
+
+# Bronze is read whole by clean; statistics on every delivered column would
+# double the cost of each append for no query. Lineage columns keep theirs.
+BRONZE_PROPERTIES = {"delta.dataSkippingStatsColumns": "_file_sha256,_delivery,_line,_batch_id"}
 
 
 def _land_parsed(
@@ -596,13 +617,13 @@ def _land_parsed(
     accepted: list[tuple[Delivered, FileScan]],
     batch_id: str,
 ) -> dict[str, tuple[int, int]]:
-    """Parse accepted files, write bronze then quarantine rows; (landed, quarantined) by sha256.
+    """Count on the driver, then parse in Spark and write bronze, then quarantine rows.
 
-    Idempotent under retries: bronze commits carry txnAppId and name their
-    files; a file already committed (the run crashed before the manifest) is
-    not written again, and neither are its quarantined rows.
+    Returns (landed, quarantined) by sha256. Idempotent under retries: bronze
+    commits carry txnAppId and name their files; a file already committed
+    (the run crashed before the manifest) is not written again, nor are its
+    quarantined rows.
     """
-    files = [(d.path, s.sha256, d.delivery) for d, s in accepted]
     shas = [s.sha256 for _, s in accepted]
     bronze_path = settings.table("bronze", contract.name)
     rows_path = settings.path("lake", "quarantine", "rows")
@@ -614,34 +635,43 @@ def _land_parsed(
             "%s: %d file(s) reached bronze in an interrupted run; not writing them again", contract.name, len(in_bronze)
         )
 
-    parsed = parse_files(spark, contract, files).persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        # Counted on the parser's output, which always holds every column: no
-        # column pruning can let a malformed row go uncounted.
-        stats = {
-            r["_file_sha256"]: r
-            for r in parsed.groupBy("_file_sha256")
-            .agg(
-                F.count_if(F.col(REJECT).isNull()).alias("landed"),
-                F.count_if(F.col(REJECT).isNotNull()).alias("quarantined"),
-                F.sum("_lines").alias("lines"),
-            )
-            .collect()
-        }
-        _reconcile(contract, accepted, stats)
-        new = [s for s in shas if s not in in_bronze]
-        app_id = f"land-{contract.name}-" + _digest(new)
-        if new:
-            # Written even when every row was rejected: the commit names the files.
-            good = parsed.where(F.col(REJECT).isNull() & F.col("_file_sha256").isin(new)).select(
+    counts = {}
+    for d, scan in accepted:
+        landed, quarantined, lines = count_records(contract, d.path)
+        _reconcile(contract, d, scan, lines)
+        counts[scan.sha256] = (landed, quarantined)
+
+    new = [(d.path, s.sha256, d.delivery) for d, s in accepted if s.sha256 not in in_bronze]
+    app_id = f"land-{contract.name}-" + _digest(shas)
+    if new:
+        # Written even when every row was rejected: the commit names the files.
+        good = (
+            parse_files(spark, contract, new)
+            .where(F.col(REJECT).isNull())
+            .select(
                 *contract.column_names,
                 *_META,
                 F.lit(_now()).cast("timestamp").alias("_landed_at"),
                 F.lit(batch_id).alias("_batch_id"),
             )
-            lake.append_once(good, bronze_path, app_id=app_id, user_metadata=_commit_note(contract.name, new))
-        if any(r["quarantined"] for s, r in stats.items() if s not in in_quarantine):
-            bad = parsed.where(F.col(REJECT).isNotNull() & ~F.col("_file_sha256").isin(list(in_quarantine))).select(
+        )
+        note = _commit_note(contract.name, [sha for _, sha, _ in new])
+        lake.append_once(good, bronze_path, app_id=app_id, user_metadata=note, properties=BRONZE_PROPERTIES)
+        expected = sum(counts[sha][0] for _, sha, _ in new)
+        # Not a bare count(): the rows Delta says this commit wrote, against the driver's own parse.
+        written = lake.last_commit_rows(spark, bronze_path)
+        if written != expected:
+            raise RuntimeError(f"{contract.name}: bronze commit wrote {written} rows, the files hold {expected}")
+
+    to_quarantine = [
+        (d.path, s.sha256, d.delivery) for d, s in accepted if counts[s.sha256][1] and s.sha256 not in in_quarantine
+    ]
+    if to_quarantine:
+        # Rejects are few: parsing their files again costs less than caching every good row.
+        bad = (
+            parse_files(spark, contract, to_quarantine)
+            .where(F.col(REJECT).isNotNull())
+            .select(
                 F.lit("land").alias("stage"),
                 F.lit(contract.name).alias("source"),
                 F.col("_source_file").alias("source_file"),
@@ -652,10 +682,9 @@ def _land_parsed(
                 F.col("_raw").alias("raw"),
                 F.lit(batch_id).alias("batch_id"),
             )
-            lake.append_once(bad, rows_path, app_id=app_id)
-    finally:
-        parsed.unpersist()
-    return {s: (r["landed"], r["quarantined"]) for s, r in stats.items()}
+        )
+        lake.append_once(bad, rows_path, app_id=app_id)
+    return counts
 
 
 def land_source(
