@@ -198,8 +198,14 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     manifest_path = settings.table("ops", "landing_manifest")
     if lake.table_exists(spark, manifest_path):
         manifest = lake.read(spark, manifest_path)
-        print_deliveries(manifest.where(F.col("status") != "rejected"))
-        print_rejected(manifest.where(F.col("status") == "rejected"))
+        accepted = manifest.where(F.col("status") != "rejected")
+        print_deliveries(accepted)
+        # A file that waited for its source's contract and has landed since is no longer a reject.
+        print_rejected(
+            manifest.where(F.col("status") == "rejected").join(
+                accepted.select("path", "sha256"), on=["path", "sha256"], how="left_anti"
+            )
+        )
     dq = settings.table("ops", "dq_results")
     if lake.table_exists(spark, dq):
         last = lake.read(spark, dq).orderBy(F.col("validated_at").desc()).select("run_id").first()

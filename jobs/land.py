@@ -504,7 +504,9 @@ def _record(spark: SparkSession, settings: Settings, outcomes: list[FileOutcome]
     landed_at = _now()
     rows = [{**asdict(o), "batch_id": batch_id, "landed_at": landed_at} for o in outcomes]
     manifest = spark.createDataFrame(rows, MANIFEST_SCHEMA)
-    app_id = "manifest-" + _digest(f"{o.path}|{o.sha256}" for o in outcomes)
+    # The outcome is part of the id: a file recorded as waiting for its contract
+    # is recorded again when it lands, and that must not look like a retry.
+    app_id = "manifest-" + _digest(f"{o.path}|{o.sha256}|{o.status}|{o.rule}" for o in outcomes)
     lake.append_once(manifest, settings.table("ops", "landing_manifest"), app_id=app_id)
     rejected = manifest.where(F.col("status") == "rejected")
     if any(o.status == "rejected" for o in outcomes):
@@ -517,10 +519,12 @@ def _record(spark: SparkSession, settings: Settings, outcomes: list[FileOutcome]
 
 @dataclass(frozen=True)
 class Recorded:
-    """What the manifest already knows: which (path, sha256) were handled, which hashes landed."""
+    """What the manifest already knows: which (path, sha256) were handled, which hashes landed,
+    and which files waited for a contract (a source's first contract lands them)."""
 
     handled: frozenset[tuple[str, str]]
     landed: frozenset[str]
+    unclaimed: frozenset[tuple[str, str]] = frozenset()
 
 
 def recorded_files(spark: SparkSession, settings: Settings) -> Recorded:
@@ -528,9 +532,13 @@ def recorded_files(spark: SparkSession, settings: Settings) -> Recorded:
     path = settings.table("ops", "landing_manifest")
     if not lake.table_exists(spark, path):
         return Recorded(frozenset(), frozenset())
-    rows = lake.read(spark, path).select("path", "sha256", "status").collect()
+    rows = lake.read(spark, path).select("path", "sha256", "status", "rule").collect()
+    unknown = {(r.path, r.sha256) for r in rows if r.rule == "file.unknown_source"}
+    claimed = {(r.path, r.sha256) for r in rows if r.rule != "file.unknown_source"}
     return Recorded(
-        frozenset((r.path, r.sha256) for r in rows), frozenset(r.sha256 for r in rows if r.status == "landed")
+        handled=frozenset((r.path, r.sha256) for r in rows),
+        landed=frozenset(r.sha256 for r in rows if r.status == "landed"),
+        unclaimed=frozenset(unknown - claimed),
     )
 
 
@@ -705,7 +713,8 @@ def land_source(
         return []
     scans = [(d, scan_file(d.path, _encoding(contract))) for d in mine]
     recorded = recorded if recorded is not None else recorded_files(spark, settings)
-    seen_here = recorded.handled
+    # Files recorded while no contract claimed their folder are this source's to land now.
+    seen_here = recorded.handled - recorded.unclaimed
     landed_before = set(recorded.landed)
 
     outcomes: list[FileOutcome] = []

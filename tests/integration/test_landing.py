@@ -253,3 +253,13 @@ def test_a_crash_between_bronze_and_the_manifest_never_duplicates_a_row(spark, t
     quarantined = lake.read(spark, settings.path("lake", "quarantine", "rows")).where(F.col("stage") == "land")
     assert quarantined.count() == 2
     assert quarantined.select("file_sha256", "line").distinct().count() == 2
+
+
+def test_files_waiting_for_a_contract_land_once_it_exists(spark, tmp_path):
+    settings = _home(tmp_path)
+    _deliver(settings, "gp_new/2026-11-01/gp.csv", GOOD)
+    [waiting] = land.land_all(spark, settings, batch_id="before", contracts=[GP])
+    assert (waiting.status, waiting.rule, waiting.source) == ("rejected", "file.unknown_source", "gp_new")
+    [landed] = land.land_all(spark, settings, batch_id="after", contracts=[GP, replace(GP, name="gp_new")])
+    assert (landed.status, landed.rows_landed) == ("landed", 3)
+    assert land.land_all(spark, settings, batch_id="again", contracts=[GP, replace(GP, name="gp_new")]) == []
