@@ -1,81 +1,135 @@
-"""placelake: land -> clean -> link -> curate -> gate -> publish -> report.
+"""placelake: landing, then the build, joined by one Asset per bronze table.
+
+placelake_land   one task per source contract (schemas/<source>.yaml), each
+                 landing that source's new files into lake/bronze/<source> and
+                 updating the Asset bronze.<source>; one more task records files
+                 in folders no contract claims. Adding a source is adding a
+                 contract (and its adapter in jobs/clean.py): no DAG code.
+placelake        clean -> link -> curate -> gate -> publish -> report, scheduled
+                 on the bronze Assets: it runs when any source has landed new rows.
 
 Thin on purpose: every task calls one entry point in jobs.pipeline, imported
-inside the task so parsing this file stays cheap. Each task is a transaction:
-re-running it with the same input changes nothing.
+inside the task so parsing this file stays cheap (no Spark, no YAML parsing).
+Each task is a transaction: re-running it with the same input changes nothing.
+`placelake run` runs both in-process (dag.test), landing first.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pendulum
-from airflow.sdk import Asset, dag, task
+from airflow.sdk import Asset, AssetAny, dag, task
 
+# A source is its contract file: schemas/<name>.yaml declares `name: <name>`
+# (tests/test_dag_integrity.py holds every contract to that).
+SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
+SOURCES = sorted(p.stem for p in SCHEMAS.glob("*.yaml"))
+BRONZE_ASSETS = {s: Asset(name=f"bronze.{s}", uri=f"placelake://bronze/{s}", group="placelake") for s in SOURCES}
 GOLD_TABLES = ("person", "care_event", "place_month")
 GOLD_ASSETS = [Asset(name=f"gold.{t}", uri=f"placelake://gold/{t}", group="placelake") for t in GOLD_TABLES]
 
+START = pendulum.datetime(2026, 1, 1, tz="UTC")
+# Every task states its retries and timeout; these are the defaults they override.
 DEFAULT_ARGS = {
     "owner": "placelake",
     "retries": 1,
     "retry_delay": timedelta(seconds=15),
-    "execution_timeout": timedelta(minutes=60),
+    "execution_timeout": timedelta(minutes=30),
 }
 
 
 @dag(
-    dag_id="placelake",
-    schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    dag_id="placelake_land",
+    # Deliveries arrive at any hour; landing an unchanged landing/ is a no-op
+    # that emits no Asset event, so an hourly look costs seconds.
+    schedule="@hourly",
+    start_date=START,
     catchup=False,
     max_active_runs=1,
+    dagrun_timeout=timedelta(hours=2),
+    default_args=DEFAULT_ARGS,
+    tags=["placelake", "landing"],
+    doc_md=__doc__,
+)
+def placelake_land():
+    # A crash between the bronze commit and the manifest is recovered on retry
+    # without duplicating a row (jobs/land.py), so retrying is safe.
+    @task(retries=2, retry_delay=timedelta(minutes=1), execution_timeout=timedelta(minutes=60))
+    def land_source(source: str, run_id=None, outlet_events=None):
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from jobs.pipeline import run_land_source
+
+        summary = run_land_source(source, run_id)
+        if not summary.get("landed"):
+            # Nothing new reached bronze: no Asset event, so no rebuild downstream.
+            raise AirflowSkipException(f"{source}: no new file landed ({summary['files']} new file(s) recorded)")
+        outlet_events[BRONZE_ASSETS[source]].extra = {
+            k: summary[k] for k in ("files", "landed", "rows_landed", "rows_quarantined")
+        }
+        return summary
+
+    @task(retries=2, retry_delay=timedelta(minutes=1), execution_timeout=timedelta(minutes=10))
+    def land_unrecognised(run_id=None):
+        from jobs.pipeline import run_land_unrecognised
+
+        return run_land_unrecognised(run_id)
+
+    for source in SOURCES:
+        land_source.override(task_id=f"land_{source}", outlets=[BRONZE_ASSETS[source]])(source)
+    land_unrecognised()
+
+
+@dag(
+    dag_id="placelake",
+    schedule=AssetAny(*BRONZE_ASSETS.values()),
+    start_date=START,
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(hours=4),
     default_args=DEFAULT_ARGS,
     tags=["placelake"],
     doc_md=__doc__,
 )
 def placelake():
-    @task
-    def land(run_id=None):
-        from jobs.pipeline import run_land
-
-        return run_land(run_id)
-
-    @task
+    @task(retries=1, execution_timeout=timedelta(minutes=30))
     def clean(run_id=None):
         from jobs.pipeline import run_clean
 
         return run_clean(run_id)
 
-    @task
+    @task(retries=1, execution_timeout=timedelta(minutes=60))
     def link(run_id=None):
         from jobs.pipeline import run_link
 
         return run_link(run_id)
 
-    @task
+    @task(retries=1, execution_timeout=timedelta(minutes=30))
     def curate(logical_date=None, dag_run=None):
         from jobs.pipeline import run_curate
 
-        # Ages and months are as of the run's logical date (a manual run may
-        # have none: then the moment it was asked to run), never now().
+        # Ages and months are as of the run's logical date (an Asset-triggered
+        # or manual run may have none: then the moment it was asked to run), never now().
         as_of = logical_date or dag_run.run_after
         return run_curate(as_of.date())
 
     # A failed gate is a verdict on the data, not a glitch: retrying cannot change it.
-    @task(retries=0)
+    @task(retries=0, execution_timeout=timedelta(minutes=20))
     def gate(run_id=None):
         from jobs.pipeline import run_gate
 
         return run_gate(run_id)
 
-    @task(outlets=GOLD_ASSETS)
+    @task(outlets=GOLD_ASSETS, retries=1, execution_timeout=timedelta(minutes=10))
     def publish():
         from jobs.pipeline import run_publish
 
         return run_publish()
 
     # The report is for the bad days too: it runs whatever happened upstream.
-    @task(trigger_rule="all_done")
+    @task(trigger_rule="all_done", retries=1, execution_timeout=timedelta(minutes=10))
     def report(run_id=None):
         from jobs.pipeline import run_report
 
@@ -83,20 +137,15 @@ def placelake():
 
     # Watcher: the report runs on bad days too, so it cannot decide the run's
     # state; this task fails the run whenever any stage failed.
-    @task(trigger_rule="one_failed", retries=0)
+    @task(trigger_rule="one_failed", retries=0, execution_timeout=timedelta(minutes=1))
     def watcher():
         raise RuntimeError("a placelake stage failed: see the failed task's log and the quality report")
 
-    landed = land()
-    cleaned = clean()
-    linked = link()
-    curated = curate()
-    gated = gate()
-    published = publish()
-    stages = [landed, cleaned, linked, curated, gated, published, report()]
+    stages = [clean(), link(), curate(), gate(), publish(), report()]
     for upstream, downstream in zip(stages, stages[1:], strict=False):
         upstream >> downstream
     stages >> watcher()
 
 
+placelake_land_dag = placelake_land()
 placelake_dag = placelake()

@@ -64,11 +64,21 @@ def _airflow_db_migrate(env: dict[str, str]) -> None:
     log.info("airflow metadata database ready (%.0fs)", time.monotonic() - started)
 
 
-def _load_dag():
+def _load_dags():
+    """(landing DAG, build DAG) from dags/placelake.py."""
     spec = importlib.util.spec_from_file_location("placelake_dag_file", REPO_ROOT / "dags" / "placelake.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.placelake_dag
+    return module.placelake_land_dag, module.placelake_dag
+
+
+def _land_state(states: dict[str, str]) -> str:
+    """One word for the landing DAG: a source with nothing new is skipped, and that is a success."""
+    if any(s == "failed" or s == "upstream_failed" for s in states.values()):
+        return "failed"
+    if states and all(s in ("success", "skipped") for s in states.values()):
+        return "success"
+    return "?"
 
 
 def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
@@ -123,14 +133,21 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     _airflow_db_migrate(env)
 
     logical_date = datetime.combine(args.date, datetime.min.time(), tzinfo=UTC)
-    dag = _load_dag()
-    log.info("running DAG %s for %s in-process (dag.test)", DAG_ID, logical_date.date())
-    dag_run = dag.test(logical_date=logical_date)
+    land_dag, build_dag = _load_dags()
+    # In a deployment the build waits for the bronze Assets; in-process there is
+    # no scheduler, so the two run back to back (the build whatever landing found:
+    # it is idempotent, and its report covers a bad landing too).
+    log.info("running DAGs %s then %s for %s in-process (dag.test)", land_dag.dag_id, DAG_ID, logical_date.date())
+    land_run = land_dag.test(logical_date=logical_date)
+    land_states = {ti.task_id: str(ti.state) for ti in land_run.get_task_instances()}
+    dag_run = build_dag.test(logical_date=logical_date)
     states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+    states["land"] = _land_state(land_states)
     from jobs.pipeline import session
 
     print_summary(session(), settings, dag_run.run_id, states, time.monotonic() - started)
-    return 0 if str(dag_run.state) == "success" else 1
+    ok = str(land_run.state) == "success" and str(dag_run.state) == "success"
+    return 0 if ok else 1
 
 
 def print_summary(spark, settings: Settings, run_id: str, states: dict[str, str], seconds: float) -> None:
@@ -143,6 +160,20 @@ def print_summary(spark, settings: Settings, run_id: str, states: dict[str, str]
     print()
     print(f"placelake run {run_id}  ({seconds:.0f}s)")
     print("  stages:  " + "  ".join(f"{t}={states.get(t, '?')}" for t in order))
+    manifest = settings.table("ops", "landing_manifest")
+    if lake.table_exists(spark, manifest):
+        files = (
+            lake.read(spark, manifest)
+            .groupBy("status")
+            .agg(F.count("*").alias("files"), F.sum("rows_landed").alias("rows"), F.sum("rows_quarantined").alias("q"))
+        )
+        by_status = {r.status: r for r in files.collect()}
+        landed = by_status.get("landed")
+        print(
+            "  landing (all runs): "
+            + ", ".join(f"{s}={r.files}" for s, r in sorted(by_status.items()))
+            + (f"; {landed.rows} rows in bronze, {landed.q} rows quarantined" if landed else "")
+        )
     dq_path = settings.table("ops", "dq_results")
     results = []
     if lake.table_exists(spark, dq_path):
@@ -175,12 +206,15 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{layer}:")
         for name, path in tables.items():
             print(f"  {name:<22} version {lake.version(spark, path):>4}  {lake.read(spark, path).count():>9} rows")
-    manifest = settings.table("ops", "landing_manifest")
-    if lake.table_exists(spark, manifest):
-        print(
-            "files by status: "
-            + ", ".join(
-                f"{r['status']}={r['count']}" for r in lake.read(spark, manifest).groupBy("status").count().collect()
+    manifest_path = settings.table("ops", "landing_manifest")
+    if lake.table_exists(spark, manifest_path):
+        manifest = lake.read(spark, manifest_path)
+        accepted = manifest.where(F.col("status") != "rejected")
+        print_deliveries(accepted)
+        # A file that waited for its source's contract and has landed since is no longer a reject.
+        print_rejected(
+            manifest.where(F.col("status") == "rejected").join(
+                accepted.select("path", "sha256"), on=["path", "sha256"], how="left_anti"
             )
         )
     dq = settings.table("ops", "dq_results")
@@ -188,6 +222,45 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         last = lake.read(spark, dq).orderBy(F.col("validated_at").desc()).select("run_id").first()
         print(f"last validated run: {last.run_id}")
     return 0
+
+
+def print_deliveries(accepted) -> None:
+    """The latest delivery of every source: its files, rows landed and rows quarantined."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    latest = accepted.withColumn("_latest", F.max("delivery").over(Window.partitionBy("source")))
+    rows = (
+        latest.where(F.col("delivery") == F.col("_latest"))
+        .groupBy("source", "delivery")
+        .agg(
+            F.count_if(F.col("status") == "landed").alias("landed"),
+            F.count_if(F.col("status") == "duplicate").alias("duplicate"),
+            F.sum("rows_landed").alias("rows"),
+            F.sum("rows_quarantined").alias("quarantined"),
+            F.max("landed_at").alias("landed_at"),
+        )
+        .orderBy("source")
+        .collect()
+    )
+    print("latest deliveries:")
+    print(f"  {'source':<22}{'delivery':<12}{'files':>6}{'dupes':>6}{'rows':>10}{'quarantined':>12}  landed at")
+    for r in rows:
+        print(
+            f"  {r.source:<22}{r.delivery:<12}{r.landed:>6}{r.duplicate:>6}{r.rows:>10}{r.quarantined:>12}"
+            f"  {r.landed_at:%Y-%m-%d %H:%M}"
+        )
+
+
+def print_rejected(rejected) -> None:
+    """Every rejected file: source, delivery, file name, rule and reason (never a value from inside it)."""
+    from pyspark.sql import functions as F
+
+    rows = rejected.orderBy(F.col("landed_at").desc(), "path").collect()
+    print(f"rejected files: {len(rows)}")
+    for r in rows:
+        where = f" line {r.line}" if r.line else ""
+        print(f"  {r.source or '-':<22}{r.delivery or '-':<12}{r.file}{where}: {r.rule} — {r.reason}")
 
 
 def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
@@ -283,7 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("status", help="tables in every layer with their Delta version and row count")
+    p = sub.add_parser(
+        "status", help="tables with their Delta version and rows; the latest delivery per source; rejected files"
+    )
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("sql", help="run a Spark SQL query over the published gold tables")

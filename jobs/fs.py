@@ -7,6 +7,7 @@ abfs://, so landing and generation never assume a POSIX path.
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -50,10 +51,26 @@ def exists(path: str) -> bool:
 
 
 def read_chunks(path: str) -> Iterator[bytes]:
+    """The bytes exactly as stored: pyarrow would otherwise gunzip a .gz file behind our back."""
     filesystem, p = _resolve(path)
-    with filesystem.open_input_stream(p) as stream:
+    with filesystem.open_input_stream(p, compression=None) as stream:
         while chunk := stream.read(_CHUNK):
             yield chunk
+
+
+def is_gzip(path: str) -> bool:
+    return path.lower().endswith(".gz")
+
+
+def open_text(path: str, encoding: str) -> io.TextIOWrapper:
+    """A text stream over a file, gunzipped if its name ends in .gz.
+
+    Lines end at "\\n" only and are returned untranslated, so a line counted
+    here is a line counted by a byte scan, and csv sees the raw "\\r\\n".
+    """
+    filesystem, p = _resolve(path)
+    stream = filesystem.open_input_stream(p, compression="gzip" if is_gzip(path) else None)
+    return io.TextIOWrapper(stream, encoding=encoding, newline="\n")
 
 
 def sha256(path: str) -> str:
@@ -65,15 +82,19 @@ def sha256(path: str) -> str:
 
 def read_head(path: str, size: int = 1 << 16) -> bytes:
     filesystem, p = _resolve(path)
-    with filesystem.open_input_stream(p) as stream:
+    with filesystem.open_input_stream(p, compression=None) as stream:
         return stream.read(size)
 
 
 def write_text(path: str, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_bytes(path: str, data: bytes) -> None:
     filesystem, p = _resolve(path)
     filesystem.create_dir(p.rsplit("/", 1)[0], recursive=True)
     with filesystem.open_output_stream(p) as out:
-        out.write(text.encode("utf-8"))
+        out.write(data)
 
 
 def remove_tree(path: str) -> None:

@@ -27,20 +27,43 @@ def version(spark: SparkSession, path: str) -> int | None:
     return DeltaTable.forPath(spark, path).history(1).select("version").first()[0]
 
 
-def append_once(df: DataFrame, path: str, app_id: str) -> None:
+def append_once(
+    df: DataFrame, path: str, app_id: str, user_metadata: str | None = None, properties: dict | None = None
+) -> None:
     """Append df unless this app_id has already been appended to the table.
 
     Delta records (txnAppId, txnVersion) in the same commit as the data, so a
     task retried after a crash can never append the same batch twice.
+    user_metadata, if given, is kept in the commit's history (counts and
+    hashes only: history is readable by anyone who can list the table).
+    properties (delta.* table properties) take effect when this write creates the table.
     """
-    (
+    writer = (
         df.write.format("delta")
         .mode("append")
         .option("txnAppId", app_id)
         .option("txnVersion", 0)
         .option("mergeSchema", "false")
-        .save(path)
     )
+    if user_metadata is not None:
+        writer = writer.option("userMetadata", user_metadata)
+    for key, value in (properties or {}).items():
+        writer = writer.option(key, value)
+    writer.save(path)
+
+
+def last_commit_rows(spark: SparkSession, path: str) -> int:
+    """Rows the table's latest commit wrote, from its log (no scan)."""
+    metrics = DeltaTable.forPath(spark, path).history(1).select("operationMetrics").first()[0] or {}
+    return int(metrics.get("numOutputRows", 0))
+
+
+def recent_user_metadata(spark: SparkSession, path: str, limit: int = 10) -> list[str]:
+    """userMetadata of the table's latest commits, newest first (read from the log, no Spark job)."""
+    if not table_exists(spark, path):
+        return []
+    history = DeltaTable.forPath(spark, path).history(limit).select("userMetadata").collect()
+    return [r.userMetadata for r in history if r.userMetadata]
 
 
 def insert_new(spark: SparkSession, df: DataFrame, path: str, keys: list[str]) -> None:

@@ -2,9 +2,22 @@
 bronze exactly once, values exactly as delivered.
 
 landing/<source>/<delivery>/<file>  ->  lake/bronze/<source>
-Rejected files go to quarantine/files, malformed rows to quarantine/rows, and
-every file is recorded in ops/landing_manifest with counts that reconcile:
-rows in the file = rows landed + rows quarantined.
+
+Every file under landing/ gets one row in ops/landing_manifest: landed,
+duplicate or rejected, with the rule and reason. Rejected files (and files in
+a folder no contract claims) are also listed in quarantine/files; malformed
+rows go to quarantine/rows with file, physical line and reason. Counts
+reconcile for every landed file: rows in the file = rows landed + rows
+quarantined, and those rows cover every physical line after the header.
+
+The order of work per source: scan every new file on the driver (sha256,
+encoding, header, lines: one streaming pass each) and decide file-level
+outcomes; count each accepted file's records on the driver (a second pass,
+which must account for every physical line); then parse in Spark (each file
+streamed by one Python worker, record-aware so quoted newlines stay inside
+their field) straight into one bronze commit, whose row count must equal the
+driver's; re-parse only files with rejects for one quarantine commit; and
+record every file in the manifest with one more commit.
 """
 
 from __future__ import annotations
@@ -14,11 +27,14 @@ import csv
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterator
+import re
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from typing import NamedTuple
 
-import pandas as pd
+import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -30,6 +46,64 @@ from jobs.contracts import Contract, source_contracts
 log = logging.getLogger(__name__)
 
 REJECT = "_reject_reason"
+_BATCH_ROWS = 32_768  # records per Arrow batch out of the parser: bounded memory per task
+
+MANIFEST_SCHEMA = (
+    "source string, delivery string, file string, path string, sha256 string, status string, rule string, "
+    "reason string, line long, rows_in_file long, rows_landed long, rows_quarantined long, "
+    "batch_id string, landed_at timestamp"
+)
+QUARANTINE_FILES_COLUMNS = ["source", "delivery", "file", "path", "sha256", "rule", "reason", "line", "batch_id"]
+
+
+# --------------------------------------------------------------------------- where files come from
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """One file under landing/: the folder it sits in and the delivery date its path names."""
+
+    path: str
+    folder: str | None  # landing/<folder>/...; None for a file loose in landing/ itself
+    delivery: str | None  # ISO date, or None when neither folder nor file name carries one
+
+    @property
+    def file(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+_DATE_IN_NAME = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
+
+
+def _iso_date(text: str) -> str | None:
+    match = _DATE_IN_NAME.search(text)
+    if not match:
+        return None
+    try:
+        return date(*(int(g) for g in match.groups())).isoformat()
+    except ValueError:
+        return None  # 2026-02-31 is not a delivery date
+
+
+def delivery_date(parts: list[str]) -> str | None:
+    """The delivery date named by a path under landing/<source>/: its folder, else its file name."""
+    if len(parts) > 1 and _DATE_IN_NAME.fullmatch(parts[0]):
+        return _iso_date(parts[0])
+    return _iso_date(parts[-1])
+
+
+def delivered_files(settings: Settings) -> list[Delivered]:
+    """Every file under landing/, oldest delivery first (undated last)."""
+    root = settings.landing
+    found = []
+    for info in fs.list_files(root):
+        parts = info.path[len(root) + 1 :].split("/")
+        folder = parts[0] if len(parts) > 1 else None
+        found.append(Delivered(info.path, folder, delivery_date(parts[1:]) if folder else None))
+    return sorted(found, key=lambda d: (d.folder or "", d.delivery or "9999", d.path))
+
+
+# --------------------------------------------------------------------------- one pass over the bytes
 
 
 @dataclass(frozen=True)
@@ -37,100 +111,203 @@ class FileScan:
     """What one streaming pass over a file's bytes tells us, before Spark reads it."""
 
     sha256: str
-    size: int
-    utf8: bool
+    size: int  # bytes as delivered (compressed, for .gz)
+    text_size: int  # bytes after decompression
+    lines: int  # physical lines of text, the last counted even without a final newline
     header: str | None
-    lines: int
+    bom: bool
+    encoding_error_line: int | None  # first line that does not decode, if any
+    compression_error: str | None  # "truncated" or "not_gzip"
 
 
-@dataclass(frozen=True)
-class FileOutcome:
-    source: str
-    delivery: str
-    path: str
-    sha256: str
-    status: str  # landed | duplicate | rejected
-    rule: str | None
-    reason: str | None
-    rows_in_file: int
-    rows_landed: int
-    rows_quarantined: int
+def _gunzip(chunks: Iterable[bytes], problem: list[str]) -> Iterator[bytes]:
+    """Decompress gzip members one after another; note a truncated or non-gzip stream in problem."""
+    inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
+    try:
+        for chunk in chunks:
+            while chunk:
+                yield inflater.decompress(chunk)
+                # A gzip file may hold several members back to back (cat a.gz b.gz).
+                chunk = inflater.unused_data if inflater.eof else b""
+                if chunk:
+                    inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        yield inflater.flush()
+        if not inflater.eof:
+            problem.append("truncated")
+    except zlib.error:
+        problem.append("not_gzip")
 
 
-def scan_file(path: str) -> FileScan:
-    """sha256, UTF-8 validity, header line and data line count in one pass."""
+def scan_file(path: str, encoding: str = "utf-8") -> FileScan:
+    """sha256 of the bytes delivered; then, of the text: encoding, BOM, header line and line count."""
     digest = hashlib.sha256()
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    utf8, size, newlines, head, last = True, 0, 0, b"", b""
-    for chunk in fs.read_chunks(path):
-        digest.update(chunk)
-        size += len(chunk)
+    size = 0
+
+    def hashed() -> Iterator[bytes]:
+        nonlocal size
+        for chunk in fs.read_chunks(path):
+            digest.update(chunk)
+            size += len(chunk)
+            yield chunk
+
+    problem: list[str] = []
+    raw = hashed()
+    text = _gunzip(raw, problem) if fs.is_gzip(path) else raw
+    decoder = codecs.getincrementaldecoder(encoding)()
+    text_size, newlines, head, last, bad_line = 0, 0, b"", b"", None
+    for chunk in text:
+        if not chunk:
+            continue
+        if bad_line is None:
+            pending = len(decoder.getstate()[0])
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                bad_line = newlines + chunk[: max(exc.start - pending, 0)].count(b"\n") + 1
+        text_size += len(chunk)
         newlines += chunk.count(b"\n")
         if len(head) < 1 << 16:
             head += chunk[: (1 << 16) - len(head)]
         last = chunk[-1:]
-        if utf8:
-            try:
-                decoder.decode(chunk)
-            except UnicodeDecodeError:
-                utf8 = False
-    if utf8:
+    for _ in raw:  # a corrupt gzip stops decompression early; the hash still covers every byte
+        pass
+    if bad_line is None and not problem:
         try:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
-            utf8 = False
-    lines = newlines + (1 if size and last != b"\n" else 0)
-    header = head.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", errors="replace") if size else None
-    if header is not None:
-        header = header.lstrip("\ufeff")  # a BOM is an encoding artefact, not part of the first name
-    return FileScan(digest.hexdigest(), size, utf8, header, lines)
+            bad_line = newlines + 1
+    lines = newlines + (1 if text_size and last != b"\n" else 0)
+    bom = head.startswith(codecs.BOM_UTF8)
+    header = None
+    if text_size:
+        first = head[len(codecs.BOM_UTF8) if bom else 0 :].split(b"\n", 1)[0].rstrip(b"\r")
+        header = first.decode(encoding, errors="replace")
+    return FileScan(digest.hexdigest(), size, text_size, lines, header, bom, bad_line, problem[0] if problem else None)
+
+
+# --------------------------------------------------------------------------- file-level checks
 
 
 def has_header(contract: Contract) -> bool:
     return contract.format.get("type", "csv") == "csv" and contract.format.get("header", True)
 
 
-def file_problem(scan: FileScan, contract: Contract) -> tuple[str, str] | None:
-    """(rule, reason) if the whole file must be rejected, else None."""
+def _encoding(contract: Contract) -> str:
+    return contract.format.get("encoding", "utf-8")
+
+
+def _header_problem(header: str, contract: Contract) -> tuple[str, str] | None:
     fmt = contract.format
-    if scan.size == 0:
-        return "file.not_empty", "the file is empty"
-    if not scan.utf8:
-        return "file.encoding", f"the file is not valid {fmt.get('encoding', 'utf-8')}"
+    names = next(csv.reader([header], delimiter=fmt["delimiter"], quotechar=fmt.get("quote", '"')), [])
+    expected = contract.column_names
+    if names == expected:
+        return None
+    if sorted(names) == sorted(expected):
+        # Never shift values into the wrong columns: a reordered header is a rejection.
+        return "file.header_order", f"header has the contract's columns in another order: got {names}"
+    missing = [c for c in expected if c not in names]
+    # Delivered header cells are named by position only: a file without a header
+    # has a patient's record in its first line.
+    extra = [i + 1 for i, c in enumerate(names) if c not in expected]
+    if missing and not extra:
+        return "file.missing_column", f"header lacks contract columns {missing}"
+    if extra and not missing:
+        return (
+            "file.extra_column",
+            f"header has {len(extra)} column(s) the contract does not name, at positions {extra}",
+        )
+    return "file.header", (
+        f"header does not match the contract: lacks {missing}; {len(extra)} unknown column(s) at positions {extra}"
+        + (" (is the header missing?)" if len(missing) == len(expected) else "")
+    )
+
+
+def file_problem(scan: FileScan, contract: Contract) -> tuple[str, str, int | None] | None:
+    """(rule, reason, line) if the whole file must be rejected before anything is written, else None."""
+    if scan.compression_error == "truncated":
+        return "file.truncated", "the gzip stream ends early: the file is truncated", None
+    if scan.compression_error == "not_gzip":
+        return "file.compression", "the file is named .gz but is not a valid gzip stream", None
+    if scan.text_size == 0:
+        return "file.not_empty", "the file is empty", None
+    if scan.encoding_error_line is not None:
+        line = scan.encoding_error_line
+        return "file.encoding", f"the file is not valid {_encoding(contract)} (first bad byte on line {line})", line
     if not has_header(contract):
-        return None  # JSON lines: every line is a row, checked row by row
-    names = next(csv.reader([scan.header], delimiter=fmt["delimiter"], quotechar=fmt.get("quote", '"')))
-    if names != contract.column_names:
-        if sorted(names) == sorted(contract.column_names):
-            return "file.header_order", (
-                f"header has the contract's columns in another order: got {names}, expected {contract.column_names}"
-            )
-        missing = [c for c in contract.column_names if c not in names]
-        extra = [c for c in names if c not in contract.column_names]
-        return "file.header", f"header does not match the contract: missing {missing}, unexpected {extra}"
+        return None  # JSON lines and header-less CSV: every line is a row, checked row by row
+    problem = _header_problem(scan.header, contract)
+    if problem:
+        return (*problem, 1)
     if scan.lines <= 1:
-        return "file.no_rows", "the file has a header but no data rows"
+        return "file.no_rows", "the file has a header but no data rows", None
     return None
 
 
-LineParser = Callable[[str], tuple[list[str | None] | None, str | None]]
+# --------------------------------------------------------------------------- records (pure Python)
 
 
-def _csv_line_parser(contract: Contract) -> LineParser:
-    names = contract.column_names
-    delimiter = contract.format["delimiter"]
-    quote = contract.format.get("quote", '"')
+class Record(NamedTuple):
+    line: int  # physical line the record starts on (1-based, header included)
+    fields: list[str | None] | None  # None for a reject
+    reason: str | None
+    raw: str | None  # the record's physical lines as delivered, kept for rejects only
+    lines: int  # physical lines the record spans
 
-    def parse(value: str):
+
+class _Tap:
+    """Feeds lines to csv.reader and remembers the ones the current record used."""
+
+    def __init__(self, lines: Iterable[str]):
+        self._lines = iter(lines)
+        self.taken: list[str] = []
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self.taken.append(line)
+        return line
+
+
+def _csv_error(exc: csv.Error) -> str:
+    message = str(exc)
+    if "unexpected end of data" in message:
+        return "row.unparseable: the file ends inside a quoted field"
+    return f"row.unparseable: {message}"
+
+
+def csv_records(lines: Iterable[str], names: list[str], delimiter: str, quote: str) -> Iterator[Record]:
+    """Records of delimited text, quote-aware: a quoted newline stays inside its field.
+
+    csv.reader pulls exactly the lines a record needs, so each record knows the
+    physical line it starts on and how many it spans; a reject keeps them raw.
+    """
+    tap = _Tap(lines)
+    reader = csv.reader(tap, delimiter=delimiter, quotechar=quote, strict=True)
+    line, width = 1, len(names)
+    while True:
+        tap.taken.clear()
         try:
-            parsed = next(csv.reader([value], delimiter=delimiter, quotechar=quote, strict=True))
+            fields = next(reader)
+            reason = None
+        except StopIteration:
+            return
         except csv.Error as exc:
-            return None, f"row.unparseable: {exc}"
-        if len(parsed) != len(names):
-            return None, f"row.ragged: {len(parsed)} fields, contract has {len(names)}"
-        return [v if v != "" else None for v in parsed], None
-
-    return parse
+            fields, reason = None, _csv_error(exc)
+        span = len(tap.taken)
+        if span == 0:
+            return
+        if fields is not None:
+            if not fields or (len(fields) == 1 and not fields[0].strip()):
+                fields, reason = None, "row.blank_line"
+            elif len(fields) != width:
+                fields, reason = None, f"row.ragged: {len(fields)} fields, contract has {width}"
+        if fields is None:
+            yield Record(line, None, reason, "".join(tap.taken).rstrip("\r\n"), span)
+        else:
+            yield Record(line, [v if v != "" else None for v in fields], None, None, span)
+        line += span
 
 
 def _json_scalar(value) -> str | None:
@@ -140,222 +317,519 @@ def _json_scalar(value) -> str | None:
     return json.dumps(value)
 
 
-def _jsonl_line_parser(contract: Contract) -> LineParser:
-    names = contract.column_names
-    known = set(names)
+def _json_fields(text: str, names: list[str], known: set[str]) -> tuple[list[str | None] | None, str | None]:
+    try:
+        record = json.loads(text)
+    except ValueError as exc:
+        return None, f"row.unparseable: not JSON ({exc.msg})"
+    if not isinstance(record, dict):
+        return None, "row.unparseable: a JSON line must be an object"
+    extra = sorted(set(record) - known)
+    if extra:
+        return None, f"row.unexpected_keys: {extra[:5]}"
+    if any(isinstance(record.get(n), dict | list) for n in names):
+        return None, "row.nested_value: contract columns hold scalars"
+    return [_json_scalar(record.get(n)) for n in names], None
 
-    def parse(value: str):
-        try:
-            record = json.loads(value)
-        except ValueError as exc:
-            return None, f"row.unparseable: not JSON ({exc.msg})"
-        if not isinstance(record, dict):
-            return None, "row.unparseable: a JSON line must be an object"
-        extra = sorted(set(record) - known)
-        if extra:
-            return None, f"row.unexpected_keys: {extra[:5]}"
-        if any(isinstance(record.get(n), dict | list) for n in names):
-            return None, "row.nested_value: contract columns hold scalars"
-        return [_json_scalar(record.get(n)) for n in names], None
+
+def jsonl_records(lines: Iterable[str], names: list[str]) -> Iterator[Record]:
+    """One record per physical line: JSON lines never span lines."""
+    known = set(names)
+    for line, text in enumerate(lines, start=1):
+        value = text.rstrip("\r\n")
+        fields, reason = (None, "row.blank_line") if not value.strip() else _json_fields(value, names, known)
+        yield Record(line, fields, reason, value if reason else None, 1)
+
+
+def record_reader(contract: Contract) -> Callable[[Iterable[str]], Iterator[Record]]:
+    """Lines of one whole file (header included) -> its data records."""
+    fmt, names = contract.format, contract.column_names
+    kind = fmt.get("type", "csv")
+    if kind == "jsonl":
+        return lambda lines: jsonl_records(lines, names)
+    if kind != "csv":
+        raise ValueError(f"{contract.name}: unknown format type {kind!r} (csv or jsonl)")
+    header = has_header(contract)
+    delimiter, quote = fmt["delimiter"], fmt.get("quote", '"')
+
+    def read(lines: Iterable[str]) -> Iterator[Record]:
+        records = csv_records(lines, names, delimiter, quote)
+        if header:
+            next(records, None)  # checked against the contract before Spark starts
+        return records
+
+    return read
+
+
+def _text_encoding(contract: Contract) -> str:
+    # A UTF-8 byte order mark is an encoding artefact, not part of the first value.
+    encoding = _encoding(contract)
+    return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+
+
+# --------------------------------------------------------------------------- parsing in Spark
+
+_META = ["_source_file", "_line", "_file_sha256", "_delivery"]
+
+
+def parsed_schema(contract: Contract) -> T.StructType:
+    return T.StructType(
+        [T.StructField(n, T.StringType(), True) for n in contract.column_names]
+        + [
+            T.StructField("_source_file", T.StringType(), False),
+            T.StructField("_line", T.LongType(), False),
+            T.StructField("_file_sha256", T.StringType(), False),
+            T.StructField("_delivery", T.StringType(), True),
+            T.StructField(REJECT, T.StringType(), True),
+            # The record as delivered, kept only for rejects: quarantine loses nothing.
+            T.StructField("_raw", T.StringType(), True),
+            T.StructField("_lines", T.IntegerType(), False),
+        ]
+    )
+
+
+def _arrow_parser(contract: Contract):
+    """A mapInArrow function: file descriptors (path, sha256, delivery) in, parsed records out."""
+    schema = parsed_schema(contract)
+    arrow_schema = pa.schema([pa.field(f.name, pa.string() if f.name != "_line" else pa.int64()) for f in schema])
+    arrow_schema = arrow_schema.set(arrow_schema.get_field_index("_lines"), pa.field("_lines", pa.int32()))
+    names = contract.column_names
+    read_records = record_reader(contract)
+    encoding = _text_encoding(contract)
+    blank = [None] * len(names)
+
+    def batches_of_file(path: str, sha: str, delivery: str | None) -> Iterator[pa.RecordBatch]:
+        rows: list[list[str | None] | None] = []
+        line, reason, raw, span = [], [], [], []
+        with fs.open_text(path, encoding) as text:
+            for record in read_records(text):
+                rows.append(record.fields or blank)
+                line.append(record.line)
+                reason.append(record.reason)
+                raw.append(record.raw)
+                span.append(record.lines)
+                if len(rows) >= _BATCH_ROWS:
+                    yield _batch(rows, path, sha, delivery, line, reason, raw, span)
+                    rows, line, reason, raw, span = [], [], [], [], []
+        if rows:
+            yield _batch(rows, path, sha, delivery, line, reason, raw, span)
+
+    def _batch(rows, path, sha, delivery, line, reason, raw, span) -> pa.RecordBatch:
+        n = len(rows)
+        columns = list(zip(*rows, strict=True))  # rows to columns in C, not a Python loop per value
+        arrays = [pa.array(c, pa.string()) for c in columns] + [
+            pa.array([path] * n, pa.string()),
+            pa.array(line, pa.int64()),
+            pa.array([sha] * n, pa.string()),
+            pa.array([delivery] * n, pa.string()),
+            pa.array(reason, pa.string()),
+            pa.array(raw, pa.string()),
+            pa.array(span, pa.int32()),
+        ]
+        return pa.RecordBatch.from_arrays(arrays, schema=arrow_schema)
+
+    def parse(descriptors: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for descriptor in descriptors:
+            for row in descriptor.to_pylist():
+                yield from batches_of_file(row["path"], row["sha256"], row["delivery"])
 
     return parse
 
 
-def line_parser(contract: Contract) -> LineParser:
-    kind = contract.format.get("type", "csv")
-    if kind == "csv":
-        return _csv_line_parser(contract)
-    if kind == "jsonl":
-        return _jsonl_line_parser(contract)
-    raise ValueError(f"{contract.name}: unknown format type {kind!r} (csv or jsonl)")
+def parse_files(spark: SparkSession, contract: Contract, files: list[tuple[str, str, str | None]]) -> DataFrame:
+    """Every record of the given (path, sha256, delivery) files, each file parsed by one Python task.
 
-
-def parse_rows(lines: DataFrame, contract: Contract) -> DataFrame:
-    """(line, value) text lines -> the contract's columns as strings, plus _line and _reject_reason.
-
-    Python parses each line (csv or json module), so a quoted delimiter stays
-    inside its field and a ragged row is caught by its field count (Spark's
-    CSV reader silently pads or truncates ragged rows).
+    Python parses (csv or json module) rather than Spark's CSV reader, which
+    pads or truncates ragged rows silently and cannot say which line a record
+    came from.
     """
-    names = contract.column_names
-    parse_line = line_parser(contract)
-    schema = T.StructType(
-        [T.StructField(n, T.StringType(), True) for n in names]
-        + [
-            T.StructField("_line", T.LongType(), False),
-            T.StructField(REJECT, T.StringType(), True),
-            # The line as delivered, kept only for rejects: quarantine loses nothing.
-            T.StructField("_raw", T.StringType(), True),
-        ]
+    # A local list scans as min(files, cores) slices: files parse in parallel, each streamed once,
+    # with no shuffle to spread them.
+    descriptors = spark.createDataFrame(files, "path string, sha256 string, delivery string", verifySchema=False)
+    return descriptors.mapInArrow(_arrow_parser(contract), parsed_schema(contract))
+
+
+# --------------------------------------------------------------------------- outcomes and writes
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    source: str | None
+    delivery: str | None
+    file: str
+    path: str
+    sha256: str
+    status: str  # landed | duplicate | rejected
+    rule: str | None
+    reason: str | None
+    line: int | None
+    rows_in_file: int
+    rows_landed: int
+    rows_quarantined: int
+
+
+def _outcome(d: Delivered, scan: FileScan, source: str | None, status: str, rule=None, reason=None, line=None):
+    return FileOutcome(
+        source=source,
+        delivery=d.delivery,
+        file=d.file,
+        path=d.path,
+        sha256=scan.sha256,
+        status=status,
+        rule=rule,
+        reason=reason,
+        line=line,
+        rows_in_file=scan.lines,
+        rows_landed=0,
+        rows_quarantined=0,
     )
 
-    def parse(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        for batch in batches:
-            out: dict[str, list] = {n: [] for n in schema.fieldNames()}
-            for line_no, value in zip(batch["line"], batch["value"], strict=True):
-                fields, reason = None, "row.blank_line"
-                if value.strip():
-                    fields, reason = parse_line(value)
-                for n, v in zip(names, fields or [None] * len(names), strict=True):
-                    out[n].append(v)
-                out["_line"].append(int(line_no))
-                out[REJECT].append(reason)
-                out["_raw"].append(value if reason else None)
-            yield pd.DataFrame(out, columns=schema.fieldNames())
 
-    return lines.mapInPandas(parse, schema)
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _numbered_lines(spark: SparkSession, path: str, skip_header: bool) -> DataFrame:
-    """Every data line (after the header, if any), with its 1-based line number in the file."""
-    text = spark.read.text(path)
-    numbered = text.rdd.zipWithIndex().map(lambda pair: (pair[1] + 1, pair[0][0]))
-    lines = spark.createDataFrame(numbered, "line long, value string")
-    return lines.where(F.col("line") > 1) if skip_header else lines
+def _digest(values: Iterable[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(values)).encode()).hexdigest()[:32]
 
 
-def land_file(
-    spark: SparkSession, settings: Settings, contract: Contract, path: str, delivery: str, batch_id: str
-) -> FileOutcome:
-    scan = scan_file(path)
-    rows_in_file = scan.lines - (1 if has_header(contract) else 0)
-    base = {"source": contract.name, "delivery": delivery, "path": path, "sha256": scan.sha256}
-    manifest_path = settings.table("ops", "landing_manifest")
+def _record(spark: SparkSession, settings: Settings, outcomes: list[FileOutcome], batch_id: str) -> None:
+    """One manifest commit for the batch, plus one quarantine/files commit for its rejects.
 
-    if lake.table_exists(spark, manifest_path):
-        seen = (
-            lake.read(spark, manifest_path)
-            .where((F.col("sha256") == scan.sha256) & (F.col("status") == "landed"))
-            .select("path")
-            .collect()
-        )
-        earlier = [r.path for r in seen if r.path != path]
-        if earlier:
-            outcome = FileOutcome(
-                **base,
-                status="duplicate",
-                rule="file.duplicate",
-                reason="identical to a file already landed",
-                rows_in_file=rows_in_file,
-                rows_landed=0,
-                rows_quarantined=0,
-            )
-            _record(spark, settings, outcome, batch_id)
-            return outcome
-        if seen:  # this very file landed in an earlier run: nothing to do
-            prior = (
-                lake.read(spark, manifest_path)
-                .where((F.col("sha256") == scan.sha256) & (F.col("path") == path))
-                .first()
-            )
-            return FileOutcome(**{k: prior[k] for k in FileOutcome.__dataclass_fields__})
-
-    problem = file_problem(scan, contract)
-    if problem:
-        rule, reason = problem
-        outcome = FileOutcome(
-            **base,
-            status="rejected",
-            rule=rule,
-            reason=reason,
-            rows_in_file=rows_in_file,
-            rows_landed=0,
-            rows_quarantined=0,
-        )
-        _record(spark, settings, outcome, batch_id)
-        return outcome
-
-    parsed = parse_rows(_numbered_lines(spark, path, has_header(contract)), contract).persist()
-    try:
-        meta = [
-            F.lit(path).alias("_source_file"),
-            F.col("_line"),
-            F.lit(scan.sha256).alias("_file_sha256"),
-            F.lit(delivery).alias("_delivery"),
-            F.lit(datetime.now(UTC).replace(tzinfo=None)).cast("timestamp").alias("_landed_at"),
-            F.lit(batch_id).alias("_batch_id"),
-        ]
-        good = parsed.where(F.col(REJECT).isNull()).select(*contract.column_names, *meta)
-        bad = parsed.where(F.col(REJECT).isNotNull()).select(
-            F.lit("land").alias("stage"),
-            F.lit(contract.name).alias("source"),
-            F.lit(path).alias("source_file"),
-            F.col("_line").alias("line"),
-            F.lit(scan.sha256).alias("file_sha256"),
-            F.regexp_extract(F.col(REJECT), r"^([a-z_.0-9]+)", 1).alias("rule"),
-            F.col(REJECT).alias("reason"),
-            F.col("_raw").alias("raw"),
-            F.lit(batch_id).alias("batch_id"),
-        )
-        counts = {r[0]: r[1] for r in parsed.groupBy(F.col(REJECT).isNull()).count().collect()}
-        landed, quarantined = counts.get(True, 0), counts.get(False, 0)
-        lake.append_once(good, settings.table("bronze", contract.name), app_id=f"land-{scan.sha256}")
-        if quarantined:
-            lake.append_once(bad, settings.path("lake", "quarantine", "rows"), app_id=f"land-{scan.sha256}")
-    finally:
-        parsed.unpersist()
-
-    outcome = FileOutcome(
-        **base,
-        status="landed",
-        rule=None,
-        reason=None,
-        rows_in_file=rows_in_file,
-        rows_landed=landed,
-        rows_quarantined=quarantined,
-    )
-    if landed + quarantined != rows_in_file:
-        raise RuntimeError(
-            f"{path}: counts do not reconcile: {rows_in_file} rows in file, {landed} landed + {quarantined} quarantined"
-        )
-    _record(spark, settings, outcome, batch_id)
-    return outcome
-
-
-def _record(spark: SparkSession, settings: Settings, outcome: FileOutcome, batch_id: str) -> None:
-    row = {**asdict(outcome), "batch_id": batch_id, "recorded_at": datetime.now(UTC).replace(tzinfo=None)}
-    schema = (
-        "source string, delivery string, path string, sha256 string, status string, rule string, reason string, "
-        "rows_in_file long, rows_landed long, rows_quarantined long, batch_id string, recorded_at timestamp"
-    )
-    df = spark.createDataFrame([row], schema)
-    lake.insert_new(spark, df, settings.table("ops", "landing_manifest"), keys=["path", "sha256"])
-    if outcome.status == "rejected":
-        lake.insert_new(
-            spark,
-            df.select("source", "delivery", "path", "sha256", "rule", "reason", "batch_id", "recorded_at"),
+    Blind appends of files not yet recorded: concurrent landing tasks never
+    conflict, and a retry finds these files recorded and skips them.
+    """
+    if not outcomes:
+        return
+    landed_at = _now()
+    rows = [{**asdict(o), "batch_id": batch_id, "landed_at": landed_at} for o in outcomes]
+    manifest = spark.createDataFrame(rows, MANIFEST_SCHEMA)
+    # The outcome is part of the id: a file recorded as waiting for its contract
+    # is recorded again when it lands, and that must not look like a retry.
+    app_id = "manifest-" + _digest(f"{o.path}|{o.sha256}|{o.status}|{o.rule}" for o in outcomes)
+    lake.append_once(manifest, settings.table("ops", "landing_manifest"), app_id=app_id)
+    rejected = manifest.where(F.col("status") == "rejected")
+    if any(o.status == "rejected" for o in outcomes):
+        lake.append_once(
+            rejected.select(*QUARANTINE_FILES_COLUMNS, "landed_at"),
             settings.path("lake", "quarantine", "files"),
-            keys=["path", "sha256"],
+            app_id=app_id,
         )
 
 
-def delivered_files(settings: Settings, contract: Contract) -> list[tuple[str, str]]:
-    """(delivery, path) of every file delivered for a source, oldest delivery first."""
-    root = f"{settings.landing}/{contract.name}"
-    found = []
-    for info in fs.list_files(root):
-        relative = info.path[len(root) + 1 :]
-        if "/" not in relative:
-            continue  # a file outside any delivery folder has no delivery date
-        delivery = relative.split("/", 1)[0]
-        found.append((delivery, info.path))
-    return sorted(found)
+@dataclass(frozen=True)
+class Recorded:
+    """What the manifest already knows: which (path, sha256) were handled, which hashes landed,
+    and which files waited for a contract (a source's first contract lands them)."""
+
+    handled: frozenset[tuple[str, str]]
+    landed: frozenset[str]
+    unclaimed: frozenset[tuple[str, str]] = frozenset()
 
 
-def land_all(spark: SparkSession, settings: Settings, batch_id: str) -> list[FileOutcome]:
-    outcomes = []
-    for contract in source_contracts():
-        for delivery, path in delivered_files(settings, contract):
-            outcome = land_file(spark, settings, contract, path, delivery, batch_id)
-            log.info(
-                "%s %s: %s (%d rows: %d landed, %d quarantined)%s",
-                contract.name,
-                delivery,
-                outcome.status,
-                outcome.rows_in_file,
-                outcome.rows_landed,
-                outcome.rows_quarantined,
-                f" — {outcome.rule}: {outcome.reason}" if outcome.rule else "",
+def recorded_files(spark: SparkSession, settings: Settings) -> Recorded:
+    """One small read of the manifest (three short columns, one row per file ever delivered)."""
+    path = settings.table("ops", "landing_manifest")
+    if not lake.table_exists(spark, path):
+        return Recorded(frozenset(), frozenset())
+    rows = lake.read(spark, path).select("path", "sha256", "status", "rule").collect()
+    unknown = {(r.path, r.sha256) for r in rows if r.rule == "file.unknown_source"}
+    claimed = {(r.path, r.sha256) for r in rows if r.rule != "file.unknown_source"}
+    return Recorded(
+        handled=frozenset((r.path, r.sha256) for r in rows),
+        landed=frozenset(r.sha256 for r in rows if r.status == "landed"),
+        unclaimed=frozenset(unknown - claimed),
+    )
+
+
+def _commit_note(source: str, shas: list[str]) -> str:
+    return json.dumps({"land": source, "files": sorted(shas)})
+
+
+def _committed_before(spark: SparkSession, bronze_path: str, source: str, shas: list[str]) -> set[str]:
+    """Hashes among shas whose bronze commit went through although the manifest never heard of them.
+
+    Every bronze commit names its files in userMetadata. Landing checks this on
+    every run before writing, so a crash between the bronze commit and the
+    manifest commit is found by the next attempt, while that commit is still
+    among the table's latest: no table scan on the normal path.
+    """
+    found: set[str] = set()
+    for note in lake.recent_user_metadata(spark, bronze_path):
+        try:
+            meta = json.loads(note)
+        except ValueError:
+            continue
+        if isinstance(meta, dict) and meta.get("land") == source:
+            found.update(meta.get("files", []))
+    return found & set(shas)
+
+
+def _quarantined_before(spark: SparkSession, rows_path: str, shas: set[str]) -> set[str]:
+    if not shas or not lake.table_exists(spark, rows_path):
+        return set()
+    rows = lake.read(spark, rows_path).where((F.col("stage") == "land") & F.col("file_sha256").isin(list(shas)))
+    return {r[0] for r in rows.select("file_sha256").collect()}
+
+
+def _log(outcome: FileOutcome) -> None:
+    log.info(
+        "%s %s %s: %s (%d rows: %d landed, %d quarantined)%s",
+        outcome.source or "-",
+        outcome.delivery or "-",
+        outcome.file,
+        outcome.status,
+        outcome.rows_in_file,
+        outcome.rows_landed,
+        outcome.rows_quarantined,
+        f" — {outcome.rule}: {outcome.reason}" if outcome.rule else "",
+    )
+
+
+def count_records(contract: Contract, path: str) -> tuple[int, int, int]:
+    """(rows to land, rows to quarantine, physical lines they span) of one file, counted on the driver.
+
+    An independent pass: the bronze commit must then hold exactly these rows,
+    and the lines must be every line of the file after the header.
+    """
+    good = bad = lines = 0
+    with fs.open_text(path, _text_encoding(contract)) as text:
+        for record in record_reader(contract)(text):
+            lines += record.lines
+            if record.reason is None:
+                good += 1
+            else:
+                bad += 1
+    return good, bad, lines
+
+
+def _reconcile(contract: Contract, d: Delivered, scan: FileScan, lines: int) -> None:
+    """Every physical line after the header belongs to exactly one landed or quarantined row."""
+    accounted = lines + (1 if has_header(contract) else 0)
+    if accounted != scan.lines:
+        raise RuntimeError(
+            f"{d.file}: counts do not reconcile: {scan.lines} lines in the file, "
+            f"{accounted} accounted for by landed and quarantined rows"
+        )
+
+
+# Bronze is read whole by clean; statistics on every delivered column would
+# double the cost of each append for no query. Lineage columns keep theirs.
+BRONZE_PROPERTIES = {"delta.dataSkippingStatsColumns": "_file_sha256,_delivery,_line,_batch_id"}
+
+
+def _land_parsed(
+    spark: SparkSession,
+    settings: Settings,
+    contract: Contract,
+    accepted: list[tuple[Delivered, FileScan]],
+    batch_id: str,
+) -> dict[str, tuple[int, int]]:
+    """Count on the driver, then parse in Spark and write bronze, then quarantine rows.
+
+    Returns (landed, quarantined) by sha256. Idempotent under retries: bronze
+    commits carry txnAppId and name their files; a file already committed
+    (the run crashed before the manifest) is not written again, nor are its
+    quarantined rows.
+    """
+    shas = [s.sha256 for _, s in accepted]
+    bronze_path = settings.table("bronze", contract.name)
+    rows_path = settings.path("lake", "quarantine", "rows")
+    in_bronze = _committed_before(spark, bronze_path, contract.name, shas)
+    # Quarantine rows are written after bronze: only a file already in bronze can have them.
+    in_quarantine = _quarantined_before(spark, rows_path, in_bronze)
+    if in_bronze:
+        log.warning(
+            "%s: %d file(s) reached bronze in an interrupted run; not writing them again", contract.name, len(in_bronze)
+        )
+
+    counts = {}
+    for d, scan in accepted:
+        landed, quarantined, lines = count_records(contract, d.path)
+        _reconcile(contract, d, scan, lines)
+        counts[scan.sha256] = (landed, quarantined)
+
+    new = [(d.path, s.sha256, d.delivery) for d, s in accepted if s.sha256 not in in_bronze]
+    app_id = f"land-{contract.name}-" + _digest(shas)
+    if new:
+        # Written even when every row was rejected: the commit names the files.
+        good = (
+            parse_files(spark, contract, new)
+            .where(F.col(REJECT).isNull())
+            .select(
+                *contract.column_names,
+                *_META,
+                F.lit(_now()).cast("timestamp").alias("_landed_at"),
+                F.lit(batch_id).alias("_batch_id"),
             )
-            outcomes.append(outcome)
+        )
+        note = _commit_note(contract.name, [sha for _, sha, _ in new])
+        lake.append_once(good, bronze_path, app_id=app_id, user_metadata=note, properties=BRONZE_PROPERTIES)
+        expected = sum(counts[sha][0] for _, sha, _ in new)
+        # Not a bare count(): the rows Delta says this commit wrote, against the driver's own parse.
+        written = lake.last_commit_rows(spark, bronze_path)
+        if written != expected:
+            raise RuntimeError(f"{contract.name}: bronze commit wrote {written} rows, the files hold {expected}")
+
+    to_quarantine = [
+        (d.path, s.sha256, d.delivery) for d, s in accepted if counts[s.sha256][1] and s.sha256 not in in_quarantine
+    ]
+    if to_quarantine:
+        # Rejects are few: parsing their files again costs less than caching every good row.
+        bad = (
+            parse_files(spark, contract, to_quarantine)
+            .where(F.col(REJECT).isNotNull())
+            .select(
+                F.lit("land").alias("stage"),
+                F.lit(contract.name).alias("source"),
+                F.col("_source_file").alias("source_file"),
+                F.col("_line").alias("line"),
+                F.col("_file_sha256").alias("file_sha256"),
+                F.regexp_extract(F.col(REJECT), r"^([a-z_.0-9]+)", 1).alias("rule"),
+                F.col(REJECT).alias("reason"),
+                F.col("_raw").alias("raw"),
+                F.lit(batch_id).alias("batch_id"),
+            )
+        )
+        lake.append_once(bad, rows_path, app_id=app_id)
+    return counts
+
+
+def land_source(
+    spark: SparkSession,
+    settings: Settings,
+    contract: Contract,
+    batch_id: str,
+    delivered: list[Delivered] | None = None,
+    recorded: Recorded | None = None,
+    record: bool = True,
+) -> list[FileOutcome]:
+    """Land every file of one source not recorded before; the outcome of each, in delivery order.
+
+    With record=False the caller writes the manifest (land_all: one commit for every source).
+    """
+    mine = [d for d in (delivered if delivered is not None else delivered_files(settings)) if d.folder == contract.name]
+    if not mine:
+        return []
+    scans = [(d, scan_file(d.path, _encoding(contract))) for d in mine]
+    recorded = recorded if recorded is not None else recorded_files(spark, settings)
+    # Files recorded while no contract claimed their folder are this source's to land now.
+    seen_here = recorded.handled - recorded.unclaimed
+    landed_before = set(recorded.landed)
+
+    outcomes: list[FileOutcome] = []
+    accepted: list[tuple[Delivered, FileScan]] = []
+    for d, scan in scans:
+        if (d.path, scan.sha256) in seen_here:
+            continue  # recorded by an earlier run: nothing to do
+        if scan.sha256 in landed_before:
+            outcomes.append(
+                _outcome(d, scan, contract.name, "duplicate", "file.duplicate", "identical to a file already landed")
+            )
+            continue
+        problem = (
+            ("file.no_delivery_date", "neither the folder nor the file name carries a delivery date", None)
+            if d.delivery is None
+            else file_problem(scan, contract)
+        )
+        if problem:
+            outcomes.append(_outcome(d, scan, contract.name, "rejected", *problem))
+            continue
+        landed_before.add(scan.sha256)  # a second copy in this same batch is a duplicate too
+        accepted.append((d, scan))
+
+    counts = _land_parsed(spark, settings, contract, accepted, batch_id) if accepted else {}
+    for d, scan in accepted:
+        landed, quarantined = counts.get(scan.sha256, (0, 0))
+        bom = ("file.bom", "a UTF-8 byte order mark was removed; the file landed") if scan.bom else (None, None)
+        outcomes.append(
+            FileOutcome(
+                source=contract.name,
+                delivery=d.delivery,
+                file=d.file,
+                path=d.path,
+                sha256=scan.sha256,
+                status="landed",
+                rule=bom[0],
+                reason=bom[1],
+                line=1 if scan.bom else None,
+                # Records, not lines: _reconcile has checked they cover every physical line.
+                rows_in_file=landed + quarantined,
+                rows_landed=landed,
+                rows_quarantined=quarantined,
+            )
+        )
+    outcomes.sort(key=lambda o: (o.delivery or "9999", o.path))
+    if record:
+        _record(spark, settings, outcomes, batch_id)
+    for outcome in outcomes:
+        _log(outcome)
     return outcomes
+
+
+def land_unrecognised(
+    spark: SparkSession,
+    settings: Settings,
+    batch_id: str,
+    contracts: Iterable[Contract] | None = None,
+    delivered: list[Delivered] | None = None,
+    recorded: Recorded | None = None,
+    record: bool = True,
+) -> list[FileOutcome]:
+    """Record files in folders no contract claims (or loose in landing/): rejected, never ignored."""
+    known = {c.name for c in (contracts if contracts is not None else source_contracts())}
+    strays = [d for d in (delivered if delivered is not None else delivered_files(settings)) if d.folder not in known]
+    if not strays:
+        return []
+    scans = [(d, scan_file(d.path)) for d in strays]
+    seen = (recorded if recorded is not None else recorded_files(spark, settings)).handled
+    outcomes = []
+    for d, scan in scans:
+        if (d.path, scan.sha256) in seen:
+            continue
+        where = f"folder {d.folder!r}" if d.folder else "landing/ itself (no source folder)"
+        outcomes.append(
+            _outcome(d, scan, d.folder, "rejected", "file.unknown_source", f"no contract in schemas/ for {where}")
+        )
+    if record:
+        _record(spark, settings, outcomes, batch_id)
+    for outcome in outcomes:
+        _log(outcome)
+    return outcomes
+
+
+def land_all(
+    spark: SparkSession, settings: Settings, batch_id: str, contracts: Iterable[Contract] | None = None
+) -> list[FileOutcome]:
+    """Every source, then every stray file: what happened to each new file under landing/.
+
+    One manifest commit at the end: a crash before it is recovered by the next
+    run (see _committed_before), so batching costs no safety.
+    """
+    contracts = tuple(contracts if contracts is not None else source_contracts())
+    delivered = delivered_files(settings)
+    recorded = recorded_files(spark, settings)
+    outcomes = []
+    for contract in contracts:
+        outcomes += land_source(spark, settings, contract, batch_id, delivered, recorded, record=False)
+    outcomes += land_unrecognised(spark, settings, batch_id, contracts, delivered, recorded, record=False)
+    _record(spark, settings, outcomes, batch_id)
+    return outcomes
+
+
+def summarise(outcomes: list[FileOutcome]) -> dict:
+    """Counts and file names for XCom and logs: never a value from inside a file."""
+    by_status: dict[str, int] = {}
+    for o in outcomes:
+        by_status[o.status] = by_status.get(o.status, 0) + 1
+    return {
+        "files": len(outcomes),
+        **by_status,
+        "rows_landed": sum(o.rows_landed for o in outcomes),
+        "rows_quarantined": sum(o.rows_quarantined for o in outcomes),
+        "rejected": [
+            {"source": o.source, "file": o.file, "rule": o.rule, "line": o.line}
+            for o in outcomes
+            if o.status == "rejected"
+        ],
+    }

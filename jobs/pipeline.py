@@ -7,7 +7,6 @@ patient-level value.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import date
 from functools import cache
 
@@ -15,6 +14,7 @@ from pyspark.sql import SparkSession
 
 from jobs import clean, curate, gate, land, link, report, scorecard
 from jobs.config import Settings
+from jobs.contracts import source_contract
 from jobs.spark import get_spark
 
 
@@ -29,18 +29,18 @@ def session() -> SparkSession:
 
 
 def run_land(run_id: str) -> dict:
-    outcomes = land.land_all(session(), settings(), batch_id=run_id)
-    by_status: dict[str, int] = {}
-    for o in outcomes:
-        by_status[o.status] = by_status.get(o.status, 0) + 1
-    rejected = [asdict(o) | {"path": o.path.rsplit("/", 1)[-1]} for o in outcomes if o.status == "rejected"]
-    return {
-        "files": len(outcomes),
-        **by_status,
-        "rows_landed": sum(o.rows_landed for o in outcomes),
-        "rows_quarantined": sum(o.rows_quarantined for o in outcomes),
-        "rejected": [{k: r[k] for k in ("source", "path", "rule")} for r in rejected],
-    }
+    """Every source and every stray file in one go (the CLI and benchmarks)."""
+    return land.summarise(land.land_all(session(), settings(), batch_id=run_id))
+
+
+def run_land_source(source: str, run_id: str) -> dict:
+    """One source's new files: the landing DAG runs one of these per contract."""
+    return land.summarise(land.land_source(session(), settings(), source_contract(source), batch_id=run_id))
+
+
+def run_land_unrecognised(run_id: str) -> dict:
+    """Files in folders no contract claims: recorded as rejected, never ignored."""
+    return land.summarise(land.land_unrecognised(session(), settings(), batch_id=run_id))
 
 
 def run_clean(run_id: str) -> dict:

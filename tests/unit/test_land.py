@@ -1,97 +1,158 @@
-from pyspark.testing import assertDataFrameEqual
+"""Landing's pure parts: scanning bytes, file checks, record parsing, delivery dates.
+No Spark here: tests/integration/test_landing.py lands real files into Delta."""
+
+import gzip
+from dataclasses import replace
 
 from jobs.contracts import source_contract
-from jobs.land import file_problem, parse_rows, scan_file
+from jobs.land import Record, csv_records, delivery_date, file_problem, jsonl_records, record_reader, scan_file
 
 
-def _lines(spark, rows):
-    return spark.createDataFrame(rows, "line long, value string")
-
-
-def test_parse_rows_keeps_strings_as_delivered_and_catches_ragged_rows(spark):
-    contract = source_contract("asc_services")
-    lines = _lines(
-        spark,
-        [
-            (2, "S1|C1||O'Brien|Zoë|01/02/1940|F|LK1 1AA|HOME_CARE|01/01/2025|"),
-            (3, 'S2|C2|9990000026|"Smith|Jones"|Ann|05/06/1950|F|LK1 1AB|NURSING|02/02/2025|03/03/2025'),
-            (4, "S3|C3|Bloggs|Joe"),
-            (5, ""),
-        ],
-    )
-    parsed = parse_rows(lines, contract).select(
-        "service_id", "surname", "nhs_number", "postcode", "_line", "_reject_reason"
-    )
-    expected = spark.createDataFrame(
-        [
-            ("S1", "O'Brien", None, "LK1 1AA", 2, None),
-            # A quoted delimiter stays inside its field.
-            ("S2", "Smith|Jones", "9990000026", "LK1 1AB", 3, None),
-            (None, None, None, None, 4, "row.ragged: 4 fields, contract has 11"),
-            (None, None, None, None, 5, "row.blank_line"),
-        ],
-        "service_id string, surname string, nhs_number string, postcode string, _line long, _reject_reason string",
-    )
-    assertDataFrameEqual(parsed, expected)
-
-
-def test_leading_zeros_survive_landing(spark):
-    contract = source_contract("gp_registrations")
-    lines = _lines(spark, [(2, "R1,0123456789,Ng,Mei,2001-01-01,2,LK1 1AA,Y02101,2020-01-01")])
-    assert parse_rows(lines, contract).first()["nhs_number"] == "0123456789"
-
-
-def _scan(tmp_path, text: bytes):
-    path = tmp_path / "f.csv"
-    path.write_bytes(text)
+def _scan(tmp_path, data: bytes, name="f.csv"):
+    path = tmp_path / name
+    path.write_bytes(data)
     return scan_file(str(path))
+
+
+def _records(contract, text: str) -> list[Record]:
+    return list(record_reader(contract)(text.splitlines(keepends=True)))
+
+
+def test_csv_records_keep_strings_as_delivered_and_catch_ragged_rows():
+    contract = source_contract("asc_services")
+    header = "|".join(contract.column_names)
+    text = (
+        f"{header}\n"
+        "S1|C1||O'Brien|Zoë|01/02/1940|F|LK1 1AA|HOME_CARE|01/01/2025|\n"
+        'S2|C2|9990000026|"Smith|Jones"|Ann|05/06/1950|F|LK1 1AB|NURSING|02/02/2025|03/03/2025\n'
+        "S3|C3|Bloggs|Joe\n"
+        "\n"
+    )
+    records = _records(contract, text)
+    assert [(r.line, r.reason) for r in records] == [
+        (2, None),
+        (3, None),
+        (4, "row.ragged: 4 fields, contract has 11"),
+        (5, "row.blank_line"),
+    ]
+    assert records[0].fields[:5] == ["S1", "C1", None, "O'Brien", "Zoë"]
+    assert records[1].fields[3] == "Smith|Jones"  # a quoted delimiter stays inside its field
+    assert records[2].raw == "S3|C3|Bloggs|Joe"  # the reject keeps the row as delivered
+
+
+def test_quoted_newlines_stay_in_their_field_and_line_numbers_stay_physical():
+    text = 'a,b\n1,"two\nlines"\n2,"say ""hi"""\r\n3,"three\n\nlines"\n4,x\n'
+    records = list(csv_records(text.splitlines(keepends=True), ["a", "b"], ",", '"'))
+    assert [(r.line, r.lines, r.fields) for r in records] == [
+        (1, 1, ["a", "b"]),
+        (2, 2, ["1", "two\nlines"]),
+        (4, 1, ["2", 'say "hi"']),
+        (5, 3, ["3", "three\n\nlines"]),
+        (8, 1, ["4", "x"]),
+    ]
+    assert sum(r.lines for r in records) == 8  # every physical line belongs to one record
+
+
+def test_unparseable_rows_are_rejected_and_parsing_resumes_on_the_next_line():
+    text = 'a,b\n"1"x,2\n3,4\n5,"never closed\n6,7\n'
+    records = list(csv_records(text.splitlines(keepends=True), ["a", "b"], ",", '"'))
+    assert [(r.line, r.lines, r.reason) for r in records] == [
+        (1, 1, None),
+        (2, 1, "row.unparseable: ',' expected after '\"'"),
+        (3, 1, None),
+        (4, 2, "row.unparseable: the file ends inside a quoted field"),
+    ]
+    assert records[3].raw == '5,"never closed\n6,7'
+
+
+def test_leading_zeros_survive_landing():
+    contract = source_contract("gp_registrations")
+    header = ",".join(contract.column_names)
+    records = _records(contract, f"{header}\nR1,0123456789,Ng,Mei,2001-01-01,2,LK1 1AA,Y02101,2020-01-01\n")
+    assert records[0].fields[1] == "0123456789"
+
+
+def test_json_lines_land_as_strings_and_bad_lines_are_quarantined():
+    contract = replace(source_contract("gp_registrations"), format={"type": "jsonl", "encoding": "utf-8"})
+    lines = [
+        '{"registration_id": "R1", "nhs_number": "0123456789", "family_name": "O\'Brien", "sex": 2}\n',
+        '{"registration_id": "R2", "surname": "extra key"}\n',
+        '{"registration_id": "R3", "family_name": {"nested": true}}\n',
+        "not json\n",
+        "[1, 2]\n",
+        "\n",
+    ]
+    records = list(jsonl_records(lines, contract.column_names))
+    assert [(r.line, r.reason) for r in records] == [
+        (1, None),
+        (2, "row.unexpected_keys: ['surname']"),
+        (3, "row.nested_value: contract columns hold scalars"),
+        (4, "row.unparseable: not JSON (Expecting value)"),
+        (5, "row.unparseable: a JSON line must be an object"),
+        (6, "row.blank_line"),
+    ]
+    assert records[0].fields[:4] == ["R1", "0123456789", "O'Brien", None]
+    assert records[0].fields[5] == "2"  # a JSON number lands as its text
 
 
 def test_file_checks_reject_with_a_named_rule(tmp_path):
     contract = source_contract("gp_registrations")
+    names = contract.column_names
+    header = ",".join(names)
+
+    def rule(data: bytes, name="f.csv"):
+        problem = file_problem(_scan(tmp_path, data, name), contract)
+        return problem and problem[0]
+
+    assert rule(b"") == "file.not_empty"
+    assert rule((header + "\n").encode()) == "file.no_rows"
+    assert rule((",".join(reversed(names)) + "\nx\n").encode()) == "file.header_order"
+    assert rule((",".join(names[:-1]) + "\nx\n").encode()) == "file.missing_column"
+    assert rule((header + ",extra\nx\n").encode()) == "file.extra_column"
+    assert rule(b"a,b\n1,2\n") == "file.header"
+    assert rule((header + "\nrow\n").encode()) is None
+    assert rule(gzip.compress((header + "\nrow\n").encode()), "f.csv.gz") is None
+    assert rule(gzip.compress((header + "\nrow\n" * 50).encode())[:40], "f.csv.gz") == "file.truncated"
+    assert rule(b"plain text", "f.csv.gz") == "file.compression"
+
+
+def test_a_wrong_encoding_names_the_first_bad_line(tmp_path):
+    contract = source_contract("gp_registrations")
     header = ",".join(contract.column_names)
-    shuffled = ",".join(reversed(contract.column_names))
-
-    assert file_problem(_scan(tmp_path, b""), contract)[0] == "file.not_empty"
-    assert file_problem(_scan(tmp_path, (header + "\n").encode()), contract)[0] == "file.no_rows"
-    assert file_problem(_scan(tmp_path, (shuffled + "\nx\n").encode()), contract)[0] == "file.header_order"
-    assert file_problem(_scan(tmp_path, b"a,b\n1,2\n"), contract)[0] == "file.header"
-    latin1 = (header + "\nR1,,Nu\xf1ez,Ana,2001-01-01,2,,Y02101,2020-01-01\n").encode("latin-1")
-    assert file_problem(_scan(tmp_path, latin1), contract)[0] == "file.encoding"
-    assert file_problem(_scan(tmp_path, (header + "\nrow\n").encode()), contract) is None
+    latin1 = header + "\nR1,,Ng,Mei,2001-01-01,2,,Y02101,2020-01-01\nR2,,Nu\xf1ez,Ana,2001-01-01,2,,Y02101,2020-01-01\n"
+    rule, reason, line = file_problem(_scan(tmp_path, latin1.encode("latin-1")), contract)
+    assert (rule, line) == ("file.encoding", 3)
+    assert "Nu" not in reason  # the message names the line, never the value
 
 
-def test_scan_counts_lines_with_or_without_a_final_newline(tmp_path):
+def test_a_header_without_names_is_described_by_position_only(tmp_path):
+    contract = source_contract("gp_registrations")
+    # A file delivered without its header: its first line is a person's record.
+    data = b"R1,9990000026,Smith,Ann,2001-01-01,2,LK1 1AA,Y02101,2020-01-01\n"
+    rule, reason, _ = file_problem(_scan(tmp_path, data), contract)
+    assert rule == "file.header"
+    assert "Smith" not in reason and "9990000026" not in reason
+    assert "header missing" in reason
+
+
+def test_scan_counts_lines_hashes_bytes_and_sees_a_bom(tmp_path):
     assert _scan(tmp_path, b"h\r\na\r\nb\r\n").lines == 3
     assert _scan(tmp_path, b"h\na\nb").lines == 3
-    assert _scan(tmp_path, b"\xef\xbb\xbfh\na\n").header == "h"
+    bom = _scan(tmp_path, b"\xef\xbb\xbfh\na\n")
+    assert (bom.header, bom.bom) == ("h", True)
+    packed = gzip.compress(b"h\na\n")
+    scan = _scan(tmp_path, packed, "f.csv.gz")
+    assert (scan.lines, scan.size, scan.text_size) == (2, len(packed), 4)
+    import hashlib
+
+    assert scan.sha256 == hashlib.sha256(packed).hexdigest()  # the file as delivered, not its contents
 
 
-def test_json_lines_land_as_strings_and_bad_lines_are_quarantined(spark):
-    from dataclasses import replace
-
-    contract = replace(source_contract("gp_registrations"), format={"type": "jsonl", "encoding": "utf-8"})
-    lines = _lines(
-        spark,
-        [
-            (1, '{"registration_id": "R1", "nhs_number": "0123456789", "family_name": "O\'Brien", "sex": 2}'),
-            (2, '{"registration_id": "R2", "surname": "extra key"}'),
-            (3, '{"registration_id": "R3", "family_name": {"nested": true}}'),
-            (4, "not json"),
-            (5, "[1, 2]"),
-        ],
-    )
-    parsed = parse_rows(lines, contract).select(
-        "registration_id", "nhs_number", "family_name", "sex", "_line", "_reject_reason"
-    )
-    expected = spark.createDataFrame(
-        [
-            ("R1", "0123456789", "O'Brien", "2", 1, None),
-            (None, None, None, None, 2, "row.unexpected_keys: ['surname']"),
-            (None, None, None, None, 3, "row.nested_value: contract columns hold scalars"),
-            (None, None, None, None, 4, "row.unparseable: not JSON (Expecting value)"),
-            (None, None, None, None, 5, "row.unparseable: a JSON line must be an object"),
-        ],
-        "registration_id string, nhs_number string, family_name string, sex string, _line long, _reject_reason string",
-    )
-    assertDataFrameEqual(parsed, expected)
+def test_delivery_date_comes_from_the_folder_or_else_the_file_name():
+    assert delivery_date(["2026-11-01", "gp.csv"]) == "2026-11-01"
+    assert delivery_date(["20261101", "gp.csv"]) == "2026-11-01"
+    assert delivery_date(["extra", "gp_2026-10-31.csv"]) == "2026-10-31"
+    assert delivery_date(["gp_20261031.csv.gz"]) == "2026-10-31"
+    assert delivery_date(["gp.csv"]) is None
+    assert delivery_date(["latest", "gp.csv"]) is None
+    assert delivery_date(["2026-02-31", "gp.csv"]) is None  # not a date
