@@ -37,8 +37,34 @@ def test_parse_rows_keeps_strings_as_delivered_and_catches_ragged_rows(spark):
 
 def test_leading_zeros_survive_landing(spark):
     contract = source_contract("gp_registrations")
-    lines = _lines(spark, [(2, "R1,0123456789,Ng,Mei,2001-01-01,2,LK1 1AA,Y02101,2020-01-01")])
+    lines = _lines(spark, [(2, "R1,0123456789,Ng,Mei,2001-01-01,2,LK1 1AA,Y02101,2020-01-01,,")])
     assert parse_rows(lines, contract).first()["nhs_number"] == "0123456789"
+
+
+def test_gp_deregistration_lands_as_delivered_and_an_open_registration_is_not_ragged(spark):
+    contract = source_contract("gp_registrations")
+    lines = _lines(
+        spark,
+        [
+            (2, "R1,,O'Neill,Seán,1931-02-28,1,,Y90101,2010-05-04,2026-03-09,death"),
+            (3, "R2,,Ng,Mei,2001-01-01,2,LK1 1AA,Y90102,2020-01-01,,"),
+            # Sent by an extract from before deregistration existed: two fields short.
+            (4, "R3,,Ng,Mei,2001-01-01,2,LK1 1AA,Y90102,2020-01-01"),
+        ],
+    )
+    parsed = parse_rows(lines, contract).select(
+        "registration_id", "deregistration_date", "deregistration_reason", "_line", "_reject_reason"
+    )
+    expected = spark.createDataFrame(
+        [
+            ("R1", "2026-03-09", "death", 2, None),
+            ("R2", None, None, 3, None),
+            (None, None, None, 4, "row.ragged: 9 fields, contract has 11"),
+        ],
+        "registration_id string, deregistration_date string, deregistration_reason string, _line long, "
+        "_reject_reason string",
+    )
+    assertDataFrameEqual(parsed, expected)
 
 
 def _scan(tmp_path, text: bytes):
@@ -56,7 +82,7 @@ def test_file_checks_reject_with_a_named_rule(tmp_path):
     assert file_problem(_scan(tmp_path, (header + "\n").encode()), contract)[0] == "file.no_rows"
     assert file_problem(_scan(tmp_path, (shuffled + "\nx\n").encode()), contract)[0] == "file.header_order"
     assert file_problem(_scan(tmp_path, b"a,b\n1,2\n"), contract)[0] == "file.header"
-    latin1 = (header + "\nR1,,Nu\xf1ez,Ana,2001-01-01,2,,Y02101,2020-01-01\n").encode("latin-1")
+    latin1 = (header + "\nR1,,Nu\xf1ez,Ana,2001-01-01,2,,Y02101,2020-01-01,,\n").encode("latin-1")
     assert file_problem(_scan(tmp_path, latin1), contract)[0] == "file.encoding"
     assert file_problem(_scan(tmp_path, (header + "\nrow\n").encode()), contract) is None
 
