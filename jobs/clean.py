@@ -122,8 +122,10 @@ def adapt_gp_registrations(bronze: DataFrame) -> DataFrame:
                 "event_type": F.lit("gp_registration"),
                 "provider_code": F.col("practice_code"),
                 "event_start": _date(source, "registration_date"),
+                # Death, a move away or a transfer to another practice ends the registration.
+                "event_end": _date(source, "deregistration_date"),
             },
-            _rejects(source, "registration_date"),
+            _rejects(source, "registration_date", "deregistration_date"),
         )
     )
 
@@ -143,6 +145,44 @@ def adapt_asc_services(bronze: DataFrame) -> DataFrame:
                 "event_end": _date(source, "end_date"),
             },
             _rejects(source, "start_date", "end_date"),
+        )
+    )
+
+
+# ASC Client Level Data event types in the common vocabulary; services come from asc_services.
+_ASC_EVENT_TYPES = {
+    "REQUEST": "social_care_request",
+    "ASSESSMENT": "social_care_assessment",
+    "REVIEW": "social_care_review",
+}
+
+
+def _mapped(column: F.Column, mapping: dict[str, str]) -> F.Column:
+    """A code mapped through a fixed table; unknown codes give null (_rejects has already named them)."""
+    return F.create_map(*[F.lit(v) for pair in mapping.items() for v in pair])[F.trim(column)]
+
+
+def adapt_asc_events(bronze: DataFrame) -> DataFrame:
+    source = "asc_events"
+    day = _date(source, "event_date")
+    return bronze.select(
+        *_person_event(
+            {
+                **_identity(source, "nhs_number", "surname", "forename", "dob", "postcode"),
+                "record_id": F.col("event_id"),
+                "local_person_id": F.col("client_id"),
+                "sex": std.sex_from_code(F.col("gender"), _LETTER_SEX),
+                "event_type": _mapped(F.col("event_type"), _ASC_EVENT_TYPES),
+                # The outcome is the detail analysts ask of an event: what the request or assessment led to.
+                "service_type": F.trim(F.col("event_outcome")),
+                "event_start": day,
+                "event_end": day,  # CLD dates a request, a completed assessment or a review by one day
+            },
+            # A blank event type has no allowed value to fail, yet silver requires one.
+            F.coalesce(
+                _rejects(source, "event_date"),
+                F.when(F.col("event_type").isNull(), F.lit("clean.missing_event_type")),
+            ),
         )
     )
 
@@ -245,6 +285,7 @@ ADAPTERS: dict[str, Callable[[DataFrame], DataFrame]] = {
     "ons_postcodes": adapt_ons_postcodes,
     "gp_registrations": adapt_gp_registrations,
     "asc_services": adapt_asc_services,
+    "asc_events": adapt_asc_events,
     "apc_episodes": adapt_apc_episodes,
     "ae_attendances": adapt_ae_attendances,
     "community_contacts": adapt_community_contacts,

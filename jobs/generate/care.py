@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from jobs.generate import reference as ref
-from jobs.generate.people import Household, PeopleFactory, Person
+from jobs.generate.people import Household, PeopleFactory, Person, gone_on
 
 # Annual A&E attendances by age, before deprivation and frailty.
 _AE_RATE = [(5, 0.45), (18, 0.25), (65, 0.28), (75, 0.40), (85, 0.65), (200, 1.0)]
@@ -83,6 +83,7 @@ class CareModel:
         period_days = (self.as_of - self.period_start).days
         years = period_days / 365
         for person in list(household.members):
+            person.left_date = household.left
             age = _age(person, self.period_start)
             p_death = _lookup(_MORTALITY, age) * _FRAILTY_MULT[person.frailty] * years
             if rng.random() < p_death:
@@ -94,7 +95,9 @@ class CareModel:
                 and rng.random() < 0.07 * years
             ):
                 born = self.period_start + timedelta(days=rng.randrange(period_days))
-                if person.death_date is None or person.death_date > born:
+                if (person.death_date is None or person.death_date > born) and (
+                    household.left is None or household.left > born
+                ):
                     household.members.append(self.factory.baby(rng, household, person, born))
 
     # --- one record per event -------------------------------------------------
@@ -102,24 +105,41 @@ class CareModel:
         return Record(source, person, known, fields, **kw)
 
     def _gp(self, rng: random.Random, household: Household, person: Person) -> list[Record]:
-        records = []
         if rng.random() < 0.03 and not person.born_in_period:
-            return records  # not registered with a practice in the place
+            return []  # not registered with a practice in the place
         if person.born_in_period:
             registered = person.date_of_birth + timedelta(days=rng.randint(7, 45))
         else:
             registered = max(person.date_of_birth, self.period_start - timedelta(days=rng.randrange(1, 7300)))
         registered = min(registered, self.as_of)
+        gone = gone_on(person)
+        spells = [(registered, household.address_on(registered))]
         for start, address in household.moves:
-            if start > registered and (person.death_date is None or start < person.death_date):
+            if start > registered and (gone is None or start < gone):
                 if address.lsoa.ward_code != household.address_on(registered).lsoa.ward_code and start < self.as_of:
-                    records.append(self._gp_row(rng, person, start + timedelta(days=rng.randint(0, 40)), address))
-        first_address = household.address_on(registered)
-        records.insert(0, self._gp_row(rng, person, registered, first_address))
-        return [r for r in records if r.known <= self.as_of]
+                    spells.append((start + timedelta(days=rng.randint(0, 40)), address))
+        spells = [(day, address) for day, address in spells if day <= self.as_of and (gone is None or day < gone)]
+        # Registering at a new practice ends the one before; the last ends with death or moving away.
+        ends = [(day, "transferred") for day, _ in spells[1:]] + [self._deregistration(rng, person)]
+        return [self._gp_row(rng, person, day, address, end) for (day, address), end in zip(spells, ends, strict=True)]
 
-    def _gp_row(self, rng: random.Random, person: Person, registered: date, address) -> Record:
+    def _deregistration(self, rng: random.Random, person: Person) -> tuple[date | None, str | None]:
+        """When and why a person's last registration ends, if the extract can know it by as_of."""
+        if person.death_date is not None and (person.left_date is None or person.death_date < person.left_date):
+            # PDS tells the practice of a death within days.
+            end, reason = person.death_date + timedelta(days=rng.randint(1, 14)), "death"
+        elif person.left_date is not None:
+            # A practice learns of a move away only when the patient registers elsewhere.
+            end, reason = person.left_date + timedelta(days=rng.randint(14, 120)), "moved_away"
+        else:
+            return None, None
+        return (end, reason) if end <= self.as_of else (None, None)
+
+    def _gp_row(
+        self, rng: random.Random, person: Person, registered: date, address, end: tuple[date | None, str | None]
+    ) -> Record:
         practice = f"Y9{int(address.lsoa.ward_code[-2:]):02d}{rng.randint(0, 1)}{rng.randint(0, 9)}"
+        ended, reason = end
         return self._record(
             "gp_registrations",
             person,
@@ -128,12 +148,16 @@ class CareModel:
                 "registration_id": self.ids("gp_registrations"),
                 "practice_code": practice,
                 "registration_date": registered,
+                "deregistration_date": ended,
+                "deregistration_reason": reason,
             },
+            closes=ended,
+            open_fields=("deregistration_date", "deregistration_reason"),
         )
 
     def _lifetime(self, person: Person) -> tuple[date, date]:
         start = max(self.history_start, person.date_of_birth)
-        end = min(self.as_of, person.death_date or self.as_of)
+        end = min(self.as_of, gone_on(person) or self.as_of)
         return start, end
 
     def _apc(
@@ -177,8 +201,8 @@ class CareModel:
     def _asc_service(self, rng: random.Random, person: Person, start: date, kind: str, client: str) -> Record:
         length = {"REABLEMENT": 42, "RESIDENTIAL": 900, "NURSING": 700}.get(kind, 300)
         end = start + timedelta(days=max(7, int(rng.expovariate(1 / length))))
-        if person.death_date is not None:
-            end = min(end, person.death_date)
+        if gone_on(person) is not None:
+            end = max(start, min(end, gone_on(person)))
         return self._record(
             "asc_services",
             person,
@@ -193,6 +217,78 @@ class CareModel:
             closes=end,
             open_fields=("end_date",),
         )
+
+    def _asc_event(
+        self, person: Person, day: date, client: str, event_type: str, outcome: str, route: str | None = None
+    ) -> Record:
+        return self._record(
+            "asc_events",
+            person,
+            day,
+            {
+                "event_id": self.ids("asc_events"),
+                "client_id": client,
+                "event_type": event_type,
+                "event_date": day,
+                "route_of_access": route,
+                "event_outcome": outcome,
+            },
+        )
+
+    def _asc_pathway(
+        self,
+        rng: random.Random,
+        person: Person,
+        start: date,
+        kind: str,
+        client: str,
+        route: str,
+        requested: date | None = None,
+    ) -> list[Record]:
+        """A service with the CLD events around it: a request and an assessment before it, and reviews
+        of long-term support while it lasts (reablement is short-term and is not reviewed)."""
+        if requested is None:
+            requested = start - timedelta(days=rng.randint(7, 42))
+        requested = min(start, max(requested, person.date_of_birth))
+        assessed = requested + timedelta(days=rng.randint(0, (start - requested).days))
+        short_term = kind == "REABLEMENT"
+        service = self._asc_service(rng, person, start, kind, client)
+        records = [
+            self._asc_event(person, requested, client, "REQUEST", "ASSESSMENT", route),
+            self._asc_event(
+                person, assessed, client, "ASSESSMENT", "SHORT_TERM_SUPPORT" if short_term else "LONG_TERM_SUPPORT"
+            ),
+            service,
+        ]
+        if short_term:
+            return records
+        end = service.fields["end_date"]
+        # Councils review long-term support within weeks of it starting, then every year.
+        review = start + timedelta(days=rng.randint(42, 120))
+        while review < end and review <= self.as_of:
+            outcome = "CHANGE_IN_SUPPORT" if rng.random() < 0.25 else "NO_CHANGE"
+            records.append(self._asc_event(person, review, client, "REVIEW", outcome))
+            review += timedelta(days=rng.randint(300, 430))
+        gone = gone_on(person)
+        if end <= self.as_of and (gone is None or end < gone):
+            # Support that ends while the client still lives here ends at a review.
+            records.append(self._asc_event(person, end, client, "REVIEW", "SUPPORT_ENDED"))
+        return records
+
+    def _asc_requests_without_service(
+        self, rng: random.Random, person: Person, start: date, end: date, rate: float, client: str
+    ) -> list[Record]:
+        """Most requests for support end in advice, signposting or an assessment that finds no eligible need."""
+        records = []
+        for _ in range(_poisson(rng, rate)):
+            requested = _seasonal_day(rng, start, end)
+            route = "SAFEGUARDING" if rng.random() < 0.1 else "COMMUNITY"
+            outcome = rng.choices(["NO_FURTHER_ACTION", "UNIVERSAL_SERVICES", "ASSESSMENT"], [0.45, 0.35, 0.2])[0]
+            records.append(self._asc_event(person, requested, client, "REQUEST", outcome, route))
+            assessed = requested + timedelta(days=rng.randint(3, 28))
+            if outcome == "ASSESSMENT" and assessed <= end:
+                records.append(self._asc_event(person, assessed, client, "ASSESSMENT", "NO_FURTHER_ACTION"))
+        return records
 
     def _person_events(self, rng: random.Random, household: Household, person: Person, imd: int) -> list[Record]:
         start, end = self._lifetime(person)
@@ -215,7 +311,13 @@ class CareModel:
             kind = "RESIDENTIAL" if frail == 3 and rng.random() < 0.4 else rng.choice(["HOME_CARE", "DIRECT_PAYMENT"])
             if support_start < start and person.date_of_birth >= support_start:
                 support_start = start
-            records.append(self._asc_service(rng, person, max(support_start, person.date_of_birth), kind, client))
+            route = rng.choices(["COMMUNITY", "SAFEGUARDING", "SELF_FUNDER"], [0.8, 0.1, 0.1])[0]
+            records.extend(
+                self._asc_pathway(rng, person, max(support_start, person.date_of_birth), kind, client, route)
+            )
+        if age >= 65 or frail:
+            rate = (0.04 + 0.05 * frail) * deprivation * years
+            records.extend(self._asc_requests_without_service(rng, person, start, end, rate, client))
 
         # A&E: seasonal, deprivation- and frailty-driven; fewer once support has started.
         ae_rate = _lookup(_AE_RATE, age) * deprivation * _FRAILTY_MULT[frail]
@@ -279,7 +381,7 @@ class CareModel:
         # Dying in hospital: the last stay ends with the death.
         if person.death_date is not None and rng.random() < 0.45:
             admitted = person.death_date - timedelta(days=rng.randint(0, 12))
-            if admitted >= start:
+            if admitted >= start and person.death_date == gone_on(person):
                 diagnosis = rng.choice(ref.ICD10_FRAIL_EMERGENCY if age >= 65 else ref.ICD10_ADULT_EMERGENCY)
                 records.append(
                     self._apc(
@@ -312,7 +414,7 @@ class CareModel:
 
     def _emergency_stay(self, rng: random.Random, person: Person, admitted: date, method: str, client: str):
         age = _age(person, admitted)
-        if person.death_date is not None and admitted >= person.death_date:
+        if gone_on(person) is not None and admitted >= gone_on(person):
             return []
         pool = (
             ref.ICD10_CHILD_EMERGENCY
@@ -331,10 +433,15 @@ class CareModel:
             destination = ref.DISCHARGE_NON_NHS_CARE_HOME if care_home else ref.DISCHARGE_HOME
             stay = self._apc(rng, person, admitted, method, diagnosis, delay=delay, destination=destination)
             discharged = stay.fields["discharge_date"]
-            if person.death_date is not None and discharged >= person.death_date:
+            if gone_on(person) is not None and discharged >= gone_on(person):
                 return [stay]
             package = "RESIDENTIAL" if care_home else rng.choice(["REABLEMENT", "HOME_CARE"])
-            return [stay, self._asc_service(rng, person, discharged, package, client)]
+            # The ward asks for a package once the patient is nearly ready to leave.
+            asked = stay.fields["discharge_ready_date"] - timedelta(days=rng.randint(0, 3))
+            pathway = self._asc_pathway(
+                rng, person, discharged, package, client, "HOSPITAL_DISCHARGE", requested=max(asked, admitted)
+            )
+            return [stay, *pathway]
         return [self._apc(rng, person, admitted, method, diagnosis)]
 
     def _housing(self, rng: random.Random, household: Household, imd: int) -> list[Record]:
@@ -347,7 +454,7 @@ class CareModel:
             return []
         applicant = adults[0]
         approached = self.history_start + timedelta(days=rng.randrange((self.as_of - self.history_start).days))
-        if applicant.death_date is not None and approached >= applicant.death_date:
+        if gone_on(applicant) is not None and approached >= gone_on(applicant):
             return []
         duty = rng.choices(ref.HOUSING_DUTIES, [0.55, 0.35, 0.10])[0]
         ended = approached + timedelta(days={"PREVENTION": 56, "RELIEF": 56}.get(duty, 180) + rng.randint(-20, 60))

@@ -67,6 +67,7 @@ def feeds() -> tuple[Feed, ...]:
             _NHS_SEX,
             "admission_date",
         ),
+        _feed("asc_events", {**common, **_ROLES_COUNCIL, "sex": "gender"}, _LETTER_SEX, "event_date"),
         _feed("asc_services", {**common, **_ROLES_COUNCIL, "sex": "gender"}, _LETTER_SEX, "start_date"),
         _feed("community_contacts", {**common, **_ROLES_COUNCIL, "sex": "gender"}, _LETTER_SEX, "contact_date", 0.3),
         _feed("gp_registrations", {**common, **_ROLES_NAMED, "sex": "sex"}, _NHS_SEX, "registration_date", 0.5),

@@ -33,6 +33,7 @@ _ETHNIC_WEIGHTS = [g[2] for g in ETHNIC_GROUPS]
 # Frailty (0 fit, 1 mild, 2 moderate, 3 severe) by age: P(frail at all), then its severity.
 _FRAIL_BY_AGE = [(65, 0.08), (75, 0.22), (85, 0.45), (200, 0.45)]
 MOVE_RATE_PER_YEAR = 0.08
+MOVE_AWAY_RATE_PER_YEAR = 0.04  # households leaving the place altogether
 
 
 @dataclass(slots=True)
@@ -49,6 +50,12 @@ class Person:
     death_date: date | None = None
     born_in_period: bool = False
     mother_id: str | None = None
+    left_date: date | None = None  # moved away from the place with their household
+
+
+def gone_on(person: Person) -> date | None:
+    """The day the person stops using the place's services: death or moving away, whichever is first."""
+    return min((d for d in (person.death_date, person.left_date) if d is not None), default=None)
 
 
 @dataclass(slots=True)
@@ -57,6 +64,7 @@ class Household:
     kind: str
     moves: list[tuple[date, Address]]  # (from date, address), oldest first
     members: list[Person] = field(default_factory=list)
+    left: date | None = None  # the day the household moved away from the place
 
     def address_on(self, when: date) -> Address:
         current = self.moves[0][1]
@@ -139,6 +147,10 @@ class PeopleFactory:
         if rng.random() < MOVE_RATE_PER_YEAR * period_days / 365:
             moves.append((self.period_start + timedelta(days=rng.randrange(period_days)), self.geography.address(rng)))
         household = Household(f"H{index:08d}", kind, moves)
+        if rng.random() < MOVE_AWAY_RATE_PER_YEAR * period_days / 365:
+            household.left = self.period_start + timedelta(days=rng.randrange(period_days))
+            # A move within the place after leaving it never happened.
+            household.moves = [m for m in moves if m[0] < household.left] or moves[:1]
         imd = first.lsoa.imd_decile
 
         lead_age = rng.randint(lo, hi - 1)

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 ID_PREFIX = {
     "ae_attendances": "A",
     "apc_episodes": "E",
+    "asc_events": "Q",
     "asc_services": "S",
     "community_contacts": "K",
     "gp_registrations": "R",
@@ -317,6 +318,8 @@ class PlaceWriter:
         row["registration_id"] = self.next_id("gp_registrations")
         row["nhs_number"] = self.nhs.take()
         row["practice_code"] = row["practice_code"][:-1] + str((int(row["practice_code"][-1]) + 1) % 10)
+        # Nobody closes the registration they do not know about: the second one stays open.
+        row.update(dict.fromkeys(record.open_fields, ""))
         placed = self._write(feed, self.delivery_index(record.known), row)
         self.records.add([feed.name, row["registration_id"], record.person.truth_id, *placed])
         self.damage.add(
@@ -433,6 +436,7 @@ def generate(spec: PlaceSpec, landing: str, truth: str) -> dict[str, int]:
             "frailty",
             "born_in_period",
             "death_month",
+            "left_month",
         ],
     )
     made, index = 0, 0
@@ -460,6 +464,7 @@ def generate(spec: PlaceSpec, landing: str, truth: str) -> dict[str, int]:
                     p.frailty,
                     int(p.born_in_period),
                     p.death_date.strftime("%Y-%m") if p.death_date else "",
+                    p.left_date.strftime("%Y-%m") if p.left_date else "",
                 ]
             )
         index += 1

@@ -3,7 +3,7 @@ from datetime import date
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from jobs.clean import ADAPTERS, adapt_apc_episodes, adapt_housing_cases
+from jobs.clean import ADAPTERS, adapt_apc_episodes, adapt_asc_events, adapt_gp_registrations, adapt_housing_cases
 from jobs.contracts import conform, source_contract, source_contracts, table_contract
 
 _LINEAGE = {"_delivery": "2026-11-01", "_source_file": "f", "_line": 2, "_raw": "{}", "_file_sha256": "x"}
@@ -118,4 +118,96 @@ def test_housing_cases_read_uk_dates_and_keep_accented_names(spark):
         "record_id string, organisation string, family_name string, given_name string, date_of_birth date, "
         "event_end date, _reject_reason string",
     )
+    assertDataFrameEqual(result, expected)
+
+
+def test_gp_registrations_end_at_deregistration_and_reject_impossible_ends(spark):
+    base = {
+        "nhs_number": "9990000026",
+        "family_name": "O'Neill",
+        "given_name": "Seán",
+        "date_of_birth": "1931-02-28",
+        "sex": "1",
+        "practice_code": "Y90101",
+        "registration_date": "2010-05-04",
+    }
+    bronze = _bronze(
+        spark,
+        "gp_registrations",
+        [
+            {**base, "registration_id": "R1", "deregistration_date": "2026-03-09", "deregistration_reason": "death"},
+            {**base, "registration_id": "R2"},  # still registered
+            {**base, "registration_id": "R3", "deregistration_date": "2009-01-01", "deregistration_reason": "other"},
+            {**base, "registration_id": "R4", "deregistration_date": "2026-02-30", "deregistration_reason": "moved_away"},
+            {**base, "registration_id": "R5", "deregistration_date": "2026-03-09", "deregistration_reason": "99"},
+        ],
+    )  # fmt: skip
+    result = adapt_gp_registrations(bronze).select(
+        "record_id", "event_type", "provider_code", "event_start", "event_end", "_reject_reason"
+    )
+    start = date(2010, 5, 4)
+    expected = spark.createDataFrame(
+        [
+            ("R1", "gp_registration", "Y90101", start, date(2026, 3, 9), None),
+            ("R2", "gp_registration", "Y90101", start, None, None),
+            ("R3", "gp_registration", "Y90101", start, date(2009, 1, 1), "clean.end_before_start"),
+            ("R4", "gp_registration", "Y90101", start, None, "clean.invalid_deregistration_date"),
+            ("R5", "gp_registration", "Y90101", start, date(2026, 3, 9), "clean.invalid_deregistration_reason"),
+        ],
+        "record_id string, event_type string, provider_code string, event_start date, event_end date, "
+        "_reject_reason string",
+    )
+    assertDataFrameEqual(result, expected)
+
+
+def test_asc_events_map_cld_event_types_and_keep_the_outcome(spark):
+    base = {"client_id": "C00000019", "surname": "Ní Bhriain", "forename": "Zoë", "dob": "03/06/1934", "gender": "F"}
+    bronze = _bronze(
+        spark,
+        "asc_events",
+        [
+            {**base, "event_id": "Q1", "event_type": "REQUEST", "event_date": "09/01/2026",
+             "route_of_access": "HOSPITAL_DISCHARGE", "event_outcome": "ASSESSMENT", "nhs_number": "999 000 0026"},
+            {**base, "event_id": "Q2", "event_type": "ASSESSMENT", "event_date": "12/01/2026",
+             "event_outcome": "SHORT_TERM_SUPPORT"},
+            {**base, "event_id": "Q3", "event_type": " REVIEW ", "event_date": "01/07/2026", "event_outcome": "NO_CHANGE"},
+            {**base, "event_id": "Q4", "event_type": "99", "event_date": "01/07/2026", "event_outcome": "NO_CHANGE"},
+            {**base, "event_id": "Q5", "event_type": "REQUEST", "event_date": "30/02/2026",
+             "event_outcome": "NO_FURTHER_ACTION"},
+            {**base, "event_id": "Q6", "event_date": "01/07/2026", "event_outcome": "NO_CHANGE"},
+        ],
+    )  # fmt: skip
+    result = adapt_asc_events(bronze).select(
+        "record_id",
+        "organisation",
+        "local_person_id",
+        "nhs_number",
+        "nhs_number_issue",
+        "family_name",
+        "event_type",
+        "service_type",
+        "event_start",
+        "event_end",
+        "_reject_reason",
+    )
+    jan9, jan12, jul1 = date(2026, 1, 9), date(2026, 1, 12), date(2026, 7, 1)
+    expected = spark.createDataFrame(
+        [
+            ("Q1", "council", "C00000019", "9990000026", None, "NÍ BHRIAIN", "social_care_request", "ASSESSMENT",
+             jan9, jan9, None),
+            ("Q2", "council", "C00000019", None, "missing", "NÍ BHRIAIN", "social_care_assessment",
+             "SHORT_TERM_SUPPORT", jan12, jan12, None),
+            ("Q3", "council", "C00000019", None, "missing", "NÍ BHRIAIN", "social_care_review", "NO_CHANGE",
+             jul1, jul1, None),
+            ("Q4", "council", "C00000019", None, "missing", "NÍ BHRIAIN", None, "NO_CHANGE", jul1, jul1,
+             "clean.invalid_event_type"),
+            ("Q5", "council", "C00000019", None, "missing", "NÍ BHRIAIN", "social_care_request", "NO_FURTHER_ACTION",
+             None, None, "clean.invalid_event_date"),
+            ("Q6", "council", "C00000019", None, "missing", "NÍ BHRIAIN", None, "NO_CHANGE", jul1, jul1,
+             "clean.missing_event_type"),
+        ],
+        "record_id string, organisation string, local_person_id string, nhs_number string, "
+        "nhs_number_issue string, family_name string, event_type string, service_type string, "
+        "event_start date, event_end date, _reject_reason string",
+    )  # fmt: skip
     assertDataFrameEqual(result, expected)

@@ -244,3 +244,113 @@ def test_the_postcode_directory_meets_its_contract_patterns(place):
     assert len({r["lsoa21cd"] for r in rows}) == 100 and len({r["wd24cd"] for r in rows}) == 10
     assert 0 < sum(1 for r in rows if r["doterm"]) < len(rows) / 10
     assert len({r["imd_decile"] for r in rows}) >= 8
+
+
+def _record_owners(home: Path, source: str) -> dict[str, str]:
+    return {r["record_id"]: r["truth_id"] for r in _truth(home, "records.csv") if r["source"] == source}
+
+
+def _uk_date(text: str):
+    from datetime import datetime
+
+    try:
+        return datetime.strptime(text, "%d/%m/%Y").date()
+    except ValueError:
+        return None  # a deliberately impossible date
+
+
+def _people_with_bad_rows(home: Path, sources: tuple[str, ...]) -> set[str]:
+    owners = {(r["source"], r["record_id"]): r["truth_id"] for r in _truth(home, "records.csv")}
+    bad = {"impossible_date", "out_of_range_code", "ragged_row"}
+    return {
+        owners[(d["source"], d["record_id"])]
+        for d in _truth(home, "damage.csv")
+        if d["source"] in sources and d["kind"] in bad
+    }
+
+
+def test_every_social_care_service_follows_a_request_and_an_assessment_of_its_client(place):
+    events, services = _record_owners(place, "asc_events"), _record_owners(place, "asc_services")
+    damaged = _people_with_bad_rows(place, ("asc_events", "asc_services"))
+    first: dict[tuple[str, str], object] = {}
+    reviews = []
+    for row in _rows(place, "asc_events"):
+        day = _uk_date(row["event_date"])
+        if day is None:
+            continue
+        key = (events[row["event_id"]], row["event_type"])
+        first[key] = min(first.get(key, day), day)
+        if row["event_type"] == "REVIEW":
+            reviews.append((events[row["event_id"]], day))
+    checked = 0
+    long_term_start: dict[str, object] = {}
+    for row in _rows(place, "asc_services"):
+        person, start = services[row["service_id"]], _uk_date(row["start_date"])
+        if person in damaged or start is None:
+            continue
+        assert first[(person, "REQUEST")] <= first[(person, "ASSESSMENT")] <= start
+        if row["service_type"] != "REABLEMENT":
+            long_term_start[person] = min(long_term_start.get(person, start), start)
+        checked += 1
+    assert checked >= 10
+    # Reviews follow long-term support; reablement is short-term and never reviewed.
+    followed = [(p, d) for p, d in reviews if p not in damaged]
+    assert followed and all(p in long_term_start and long_term_start[p] <= d for p, d in followed)
+    assert {r["event_outcome"] for r in _rows(place, "asc_events")} >= {
+        "NO_FURTHER_ACTION",
+        "ASSESSMENT",
+        "LONG_TERM_SUPPORT",
+        "SHORT_TERM_SUPPORT",
+        "NO_CHANGE",
+    }
+
+
+def test_social_care_events_carry_the_council_identity_noise_rates(noisy_place):
+    """asc_events is a council feed: NHS numbers go missing at the council rate, as in asc_services."""
+    records, damage = _truth(noisy_place, "records.csv"), _truth(noisy_place, "damage.csv")
+    setting = 0.2
+    for source in ("asc_events", "asc_services"):
+        twins = sum(1 for d in damage if d["source"] == source and d["kind"] == "duplicate")
+        n = sum(1 for r in records if r["source"] == source) - twins
+        k = sum(1 for d in damage if d["source"] == source and d["kind"] == "nhs_missing")
+        assert n >= 50, source
+        assert abs(k - n * setting) <= 4 * math.sqrt(n * setting * (1 - setting)) + 1, (source, n, k)
+
+
+def test_gp_deregistrations_meet_the_contract_and_the_lives_in_the_truth(place):
+    from datetime import date
+
+    contract = source_contract("gp_registrations")
+    reasons = set(contract.column("deregistration_reason").allowed)
+    owners = _record_owners(place, "gp_registrations")
+    people = {p["truth_id"]: p for p in _truth(place, "people.csv")}
+    damage = _truth(place, "damage.csv")
+    out_of_range = {d["record_id"] for d in damage if d["kind"] == "out_of_range_code"}
+    twins = {
+        d["record_id"]
+        for d in damage
+        if d["source"] == "gp_registrations" and d["kind"] in ("registered_twice", "duplicate")
+    }
+    latest = {row["registration_id"]: row for row in _rows(place, "gp_registrations")}
+    seen = Counter()
+    for rid, row in latest.items():
+        ended, reason = row["deregistration_date"], row["deregistration_reason"]
+        assert bool(ended) == bool(reason), "a deregistration has both a date and a reason"
+        if not ended:
+            continue
+        if rid not in out_of_range:
+            assert reason in reasons
+        # Contract: ISO dates (yyyy-MM-dd), an end never before the start.
+        assert date.fromisoformat(ended) >= date.fromisoformat(row["registration_date"])
+        person = people[owners[rid]]
+        if reason == "death":
+            assert person["death_month"] and ended[:7] >= person["death_month"]
+        elif reason == "moved_away":
+            assert person["left_month"] and ended[:7] >= person["left_month"]
+        seen[reason] += 1
+    assert seen["death"] and seen["moved_away"] and seen["transferred"], seen
+    # Registering at a new practice ends the old registration: at most one open one per person.
+    open_registrations = Counter(
+        owners[rid] for rid, row in latest.items() if not row["deregistration_date"] and rid not in twins
+    )
+    assert max(open_registrations.values()) == 1

@@ -68,8 +68,24 @@ def test_unparseable_rows_are_rejected_and_parsing_resumes_on_the_next_line():
 def test_leading_zeros_survive_landing():
     contract = source_contract("gp_registrations")
     header = ",".join(contract.column_names)
-    records = _records(contract, f"{header}\nR1,0123456789,Ng,Mei,2001-01-01,2,LK1 1AA,Y02101,2020-01-01\n")
+    records = _records(contract, f"{header}\nR1,0123456789,Ng,Mei,2001-01-01,2,LK1 1AA,Y02101,2020-01-01,,\n")
     assert records[0].fields[1] == "0123456789"
+
+
+def test_gp_deregistration_lands_as_delivered_and_an_open_registration_is_not_ragged():
+    contract = source_contract("gp_registrations")
+    header = ",".join(contract.column_names)
+    text = (
+        f"{header}\n"
+        "R1,,O'Neill,Seán,1931-02-28,1,,Y90101,2010-05-04,2026-03-09,death\n"
+        "R2,,Ng,Mei,2001-01-01,2,LK1 1AA,Y90102,2020-01-01,,\n"
+        # Sent by an extract from before deregistration existed: two fields short.
+        "R3,,Ng,Mei,2001-01-01,2,LK1 1AA,Y90102,2020-01-01\n"
+    )
+    records = _records(contract, text)
+    assert [(r.line, r.reason) for r in records] == [(2, None), (3, None), (4, "row.ragged: 9 fields, contract has 11")]
+    assert records[0].fields[-2:] == ["2026-03-09", "death"]
+    assert records[1].fields[-2:] == [None, None]
 
 
 def test_json_lines_land_as_strings_and_bad_lines_are_quarantined():
@@ -119,7 +135,9 @@ def test_file_checks_reject_with_a_named_rule(tmp_path):
 def test_a_wrong_encoding_names_the_first_bad_line(tmp_path):
     contract = source_contract("gp_registrations")
     header = ",".join(contract.column_names)
-    latin1 = header + "\nR1,,Ng,Mei,2001-01-01,2,,Y02101,2020-01-01\nR2,,Nu\xf1ez,Ana,2001-01-01,2,,Y02101,2020-01-01\n"
+    latin1 = (
+        header + "\nR1,,Ng,Mei,2001-01-01,2,,Y02101,2020-01-01,,\nR2,,Nu\xf1ez,Ana,2001-01-01,2,,Y02101,2020-01-01,,\n"
+    )
     rule, reason, line = file_problem(_scan(tmp_path, latin1.encode("latin-1")), contract)
     assert (rule, line) == ("file.encoding", 3)
     assert "Nu" not in reason  # the message names the line, never the value
