@@ -25,9 +25,9 @@ CONTRACTS = (*source_contracts(), GP_JSONL)
 
 GP_HEADER = ",".join(GP.column_names)
 GP_ROWS = (
-    "R1,0123456789,O'Brien,Zoë,2001-01-01,2,LK1 1AA,Y02101,2020-01-01\n"
-    "R2,,Ng,Mei,1950-06-05,1,,Y02102,2021-03-04\n"
-    "R3,999 000 0026,Smith-Jones,Ann,1944-12-31,9,LK1 1AB,Y02101,2019-07-08\n"
+    "R1,0123456789,O'Brien,Zoë,2001-01-01,2,LK1 1AA,Y02101,2020-01-01,,\n"
+    "R2,,Ng,Mei,1950-06-05,1,,Y02102,2021-03-04,,\n"
+    "R3,999 000 0026,Smith-Jones,Ann,1944-12-31,9,LK1 1AB,Y02101,2019-07-08,,\n"
 )
 GOOD = (GP_HEADER + "\n" + GP_ROWS).encode()
 
@@ -50,17 +50,19 @@ def _bad_day(settings: Settings) -> None:
     embedded = (
         GP_HEADER + "\n"
         # A quoted newline inside a name, then quotes inside a quoted name.
-        'R4,,"Smith\nJones",Ann,1944-12-31,2,,Y02101,2019-07-08\n'
-        'R5,,"O""Neill",Sé,1950-01-01,1,,Y02101,2019-07-08\n'
-        "R6,,Ng,Li,1950-01-01,1,,Y02101,2019-07-08\n"
+        'R4,,"Smith\nJones",Ann,1944-12-31,2,,Y02101,2019-07-08,,\n'
+        'R5,,"O""Neill",Sé,1950-01-01,1,,Y02101,2019-07-08,,\n'
+        "R6,,Ng,Li,1950-01-01,1,,Y02101,2019-07-08,,\n"
     )
     _deliver(settings, f"{gp}/2026-11-01/embedded.csv", embedded.encode())
-    latin1 = GP_HEADER + "\nR7,,Ng,Mei,2001-01-01,2,,Y02101,2020-01-01\nR8,,Nuñez,Ana,2001-01-01,2,,Y02101,2020-01-01\n"
+    latin1 = (
+        GP_HEADER + "\nR7,,Ng,Mei,2001-01-01,2,,Y02101,2020-01-01,,\nR8,,Nuñez,Ana,2001-01-01,2,,Y02101,2020-01-01,,\n"
+    )
     _deliver(settings, f"{gp}/2026-11-01/latin1.csv", latin1.encode("latin-1"))
     _deliver(
         settings,
         f"{gp}/2026-11-01/bom.csv",
-        b"\xef\xbb\xbf" + (GP_HEADER + "\nR9,,Ng,Mei,2001-01-01,2,,Y02101,2020-01-01\n").encode(),
+        b"\xef\xbb\xbf" + (GP_HEADER + "\nR9,,Ng,Mei,2001-01-01,2,,Y02101,2020-01-01,,\n").encode(),
     )
     reordered = ",".join(reversed(GP.column_names)) + "\n" + ",".join(reversed(GP_ROWS.splitlines()[0].split(",")))
     _deliver(settings, f"{gp}/2026-11-02/reordered.csv", (reordered + "\n").encode())
