@@ -193,6 +193,11 @@ def _gx_context():
     return context
 
 
+def _count(value) -> int | None:
+    number = _numeric(value)
+    return None if number is None else int(number)
+
+
 def _numeric(value) -> float | None:
     return float(value) if isinstance(value, Number) and not isinstance(value, bool) else None
 
@@ -224,7 +229,10 @@ def validate(df: DataFrame, contract: Contract, rules: list[Rule] | None = None)
                 severity=rule.severity,
                 success=bool(res.success),
                 element_count=detail.get("element_count"),
-                unexpected_count=detail.get("unexpected_count"),
+                # A row-query rule reports how many rows it found as its observed value.
+                unexpected_count=detail.get("unexpected_count")
+                if rule.expectation != "unexpected_rows"
+                else _count(detail.get("observed_value")),
                 unexpected_percent=_numeric(detail.get("unexpected_percent")),
                 observed_value=_numeric(detail.get("observed_value")),
             )

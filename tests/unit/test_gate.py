@@ -37,6 +37,11 @@ rules:
     kwargs: {column: terminated, value_set: [false], mostly: 0.9}
     severity: warn
     description: Most postcodes are live.
+  - id: postcode.terminated_rows
+    expectation: unexpected_rows
+    where: terminated
+    severity: warn
+    description: Terminated postcodes, counted.
 """,
         encoding="utf-8",
     )
@@ -63,7 +68,12 @@ rules:
     assert (by_rule["postcode.imd_in_range"].success, by_rule["postcode.imd_in_range"].unexpected_count) == (False, 1)
     # One of the two kept postcodes is terminated: 50% live is below mostly=0.9, a warning only.
     assert by_rule["postcode.mostly_live"].success is False
-    assert verdict.warned_rules == ["postcode.imd_in_range", "postcode.mostly_live"]
+    # A row-query rule records how many rows it found, like any other rule.
+    assert (by_rule["postcode.terminated_rows"].success, by_rule["postcode.terminated_rows"].unexpected_count) == (
+        False,
+        1,
+    )
+    assert verdict.warned_rules == ["postcode.imd_in_range", "postcode.mostly_live", "postcode.terminated_rows"]
 
 
 def test_a_failed_fail_rule_fails_the_verdict_and_names_the_rule(spark):
