@@ -45,11 +45,6 @@ def list_files(root: str) -> list[FileInfo]:
     return sorted(found, key=lambda f: f.path)
 
 
-def exists(path: str) -> bool:
-    filesystem, p = _resolve(path)
-    return filesystem.get_file_info(p).type != pafs.FileType.NotFound
-
-
 def read_chunks(path: str) -> Iterator[bytes]:
     """The bytes exactly as stored: pyarrow would otherwise gunzip a .gz file behind our back."""
     filesystem, p = _resolve(path)
@@ -78,12 +73,6 @@ def sha256(path: str) -> str:
     for chunk in read_chunks(path):
         digest.update(chunk)
     return digest.hexdigest()
-
-
-def read_head(path: str, size: int = 1 << 16) -> bytes:
-    filesystem, p = _resolve(path)
-    with filesystem.open_input_stream(p, compression=None) as stream:
-        return stream.read(size)
 
 
 def write_text(path: str, text: str) -> None:

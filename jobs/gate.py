@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cache, reduce
 from numbers import Number
@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 
 from jobs import lake
 from jobs.config import REPO_ROOT, Settings
-from jobs.contracts import Contract, gold_contracts
+from jobs.contracts import Contract, gold_contracts, source_contracts, table_contract
 
 log = logging.getLogger(__name__)
 
@@ -429,11 +429,7 @@ def gate_all(spark: SparkSession, settings: Settings, run_id: str) -> dict[str, 
 
 
 def silver_contracts(spark: SparkSession, settings: Settings) -> list[Contract]:
-    """(contract, table) for every silver table that exists, person_event sources under their own names."""
-    from dataclasses import replace
-
-    from jobs.contracts import source_contracts, table_contract
-
+    """The contract of every silver table that exists; person_event sources under their own names."""
     found = []
     for source in source_contracts():
         produced = "postcode" if source.kind == "reference" else "person_event"

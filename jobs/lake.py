@@ -66,15 +66,6 @@ def recent_user_metadata(spark: SparkSession, path: str, limit: int = 10) -> lis
     return [r.userMetadata for r in history if r.userMetadata]
 
 
-def insert_new(spark: SparkSession, df: DataFrame, path: str, keys: list[str]) -> None:
-    """Insert the rows of df whose keys the table does not hold yet."""
-    if not table_exists(spark, path):
-        df.write.format("delta").mode("append").save(path)
-        return
-    condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
-    DeltaTable.forPath(spark, path).alias("t").merge(df.alias("s"), condition).whenNotMatchedInsertAll().execute()
-
-
 def upsert(spark: SparkSession, df: DataFrame, path: str, keys: list[str]) -> None:
     """Insert new rows and update changed ones, keyed by keys."""
     if not table_exists(spark, path):

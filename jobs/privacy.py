@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 from pyspark.sql import Column
@@ -39,8 +40,6 @@ def hmac_sha256(value: Column, key: str) -> Column:
     block = 64
     key_bytes = key.encode("utf-8")
     if len(key_bytes) > block:
-        import hashlib
-
         key_bytes = hashlib.sha256(key_bytes).digest()
     key_bytes = key_bytes.ljust(block, b"\0")
     inner_pad = bytes(b ^ 0x36 for b in key_bytes).hex()
