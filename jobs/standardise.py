@@ -68,3 +68,12 @@ def sex_from_code(raw: Column, mapping: dict[str, str]) -> Column:
     for code, value in mapping.items():
         expr = F.when(F.upper(F.trim(raw)) == code, F.lit(value)).otherwise(expr)
     return expr
+
+
+def phonetic_key(standardised_name: Column) -> Column:
+    """A Soundex key of a standardised name, letters only, for blocking and comparing in linkage.
+
+    'O'BRIEN' and 'OBRIEN' share a key; a null or letterless name gives null.
+    """
+    letters = F.regexp_replace(standardised_name, r"[^A-Z]", "")
+    return F.when(F.length(letters) > 0, F.soundex(letters))

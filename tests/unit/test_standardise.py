@@ -114,3 +114,14 @@ def test_sex_codes_map_to_m_f_u(spark):
         [("1", "M"), ("2", "F"), ("9", "U"), ("X", "U"), (" 2 ", "F"), (None, "U")], "raw string, sex string"
     )
     assertDataFrameEqual(result, expected)
+
+
+def test_phonetic_key_ignores_punctuation_and_groups_similar_spellings(spark):
+    raw = spark.createDataFrame(
+        [("O'BRIEN",), ("OBRIEN",), ("SMITH",), ("SMYTHE",), ("JONES",), ("'-",), (None,)], "name string"
+    )
+    keys = [r["key"] for r in raw.select(std.phonetic_key(F.col("name")).alias("key")).collect()]
+    assert keys[0] == keys[1] == "O165"
+    assert keys[2] == keys[3] == "S530"
+    assert keys[4] == "J520"
+    assert keys[5] is None and keys[6] is None
