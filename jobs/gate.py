@@ -171,13 +171,36 @@ def suite_rules(contract: Contract) -> list[Rule]:
     return contract_rules(contract) + handwritten_rules(contract)
 
 
+@cache
+def _row_query_expectation():
+    """GX's UnexpectedRowsExpectation counting its rows only.
+
+    The stock expectation runs each query twice: once to count and once to
+    collect up to 200 offending rows into the driver for its result details.
+    We never store those rows (no patient-level values in results), so the
+    second pass is wasted work and a privacy risk; this subclass depends on
+    the row count alone.
+    """
+    from great_expectations.expectations import UnexpectedRowsExpectation
+
+    class UnexpectedRowCountExpectation(UnexpectedRowsExpectation):
+        metric_dependencies = ("unexpected_rows_query.row_count",)
+
+        def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
+            count = metrics["unexpected_rows_query.row_count"]
+            return {"success": count == 0, "result": {"observed_value": count}}
+
+    return UnexpectedRowCountExpectation
+
+
 def _expectation(rule: Rule):
     import great_expectations as gx
 
-    class_name = "".join(part.capitalize() for part in rule.expectation.split("_"))
     if rule.expectation == "unexpected_rows":
-        class_name = "UnexpectedRowsExpectation"
-    expectation_class = getattr(gx.expectations, class_name)
+        expectation_class = _row_query_expectation()
+    else:
+        class_name = "".join(part.capitalize() for part in rule.expectation.split("_"))
+        expectation_class = getattr(gx.expectations, class_name)
     return expectation_class(**rule.kwargs, meta={"rule_id": rule.id, "severity": rule.severity})
 
 
@@ -295,11 +318,14 @@ def check(df: DataFrame, contract: Contract, quarantine_batch: str) -> tuple[Ver
             )
             kept = flagged.where(~any_drop).select(*df.columns)
     # GX computes its metrics in many Spark jobs: read the table once, not once per metric.
-    kept = kept.persist()
+    cached_here = not kept.is_cached
+    if cached_here:
+        kept = kept.persist()
     try:
         results = validate(kept, contract, rules)
     finally:
-        kept.unpersist()
+        if cached_here:
+            kept.unpersist()
     # A drop rule's outcome is what it removed, counted before the removal.
     results = [
         RuleResult(
@@ -321,13 +347,18 @@ def check(df: DataFrame, contract: Contract, quarantine_batch: str) -> tuple[Ver
     return verdict, quarantined
 
 
-def record_results(
-    spark: SparkSession, settings: Settings, run_id: str, table: str, results: list[RuleResult], layer: str = "gold"
+def record_all_results(
+    spark: SparkSession, settings: Settings, run_id: str, outcomes: list[tuple[str, str, list[RuleResult]]]
 ) -> None:
+    """Append (layer, table, results) of one run to ops/dq_results in one MERGE."""
     validated_at = datetime.now(UTC).replace(tzinfo=None)
     rows = [
-        {**r.__dict__, "run_id": run_id, "layer": layer, "table": table, "validated_at": validated_at} for r in results
+        {**r.__dict__, "run_id": run_id, "layer": layer, "table": table, "validated_at": validated_at}
+        for layer, table, results in outcomes
+        for r in results
     ]
+    if not rows:
+        return
     schema = (
         "rule_id string, expectation string, severity string, success boolean, element_count long, "
         "unexpected_count long, unexpected_percent double, observed_value double, run_id string, layer string, "
@@ -373,13 +404,23 @@ def _gate_tables(
     spark: SparkSession, settings: Settings, run_id: str, contracts: list[Contract], path_of, view_prefix: str
 ) -> dict[str, dict]:
     """Check each table; rewrite it without dropped rows; raise GateFailed naming every failed rule."""
-    # Cross-table rules (a foreign key, a reconciliation) query sibling tables by view name.
+    # Cross-table rules (a foreign key, a reconciliation) query sibling tables by view name. Each
+    # table is read once and cached for the whole gate: its own suite and its siblings' rules reuse it.
+    frames = {c.name: lake.read(spark, path_of(c)).persist() for c in contracts}
+    for name, frame in frames.items():
+        frame.createOrReplaceTempView(f"{view_prefix}{name}")
+    try:
+        return _check_tables(spark, settings, run_id, contracts, frames, path_of)
+    finally:
+        for frame in frames.values():
+            frame.unpersist()
+
+
+def _check_tables(spark, settings, run_id, contracts, frames, path_of) -> dict[str, dict]:
+    summary, failures, outcomes = {}, [], []
     for contract in contracts:
-        lake.read(spark, path_of(contract)).createOrReplaceTempView(f"{view_prefix}{contract.name}")
-    summary, failures = {}, []
-    for contract in contracts:
-        verdict, dropped = check(lake.read(spark, path_of(contract)), contract, quarantine_batch=run_id)
-        record_results(spark, settings, run_id, contract.name, verdict.results, layer=contract.layer)
+        verdict, dropped = check(frames[contract.name], contract, quarantine_batch=run_id)
+        outcomes.append((contract.layer, contract.name, verdict.results))
         if dropped is not None:
             _quarantine_dropped(spark, settings, dropped, contract)
             kept = verdict.kept.localCheckpoint()  # cut the lineage to the table being overwritten
@@ -403,6 +444,7 @@ def _gate_tables(
         )
         if not verdict.passed:
             failures.append(f"{contract.layer}.{contract.name}: {', '.join(verdict.failed_rules)}")
+    record_all_results(spark, settings, run_id, outcomes)
     if failures:
         raise GateFailed("; ".join(failures))
     return summary
