@@ -25,7 +25,7 @@ import yaml
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from jobs import lake
+from jobs import data_docs, lake
 from jobs.config import REPO_ROOT, Settings
 from jobs.contracts import Contract, gold_contracts, source_contracts, table_contract
 
@@ -39,6 +39,11 @@ RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 0, "inclu
 def expectations_dir() -> Path:
     # A place can keep its own hand-written rules elsewhere (and tests use this to break a suite).
     return Path(os.environ.get("PLACELAKE_EXPECTATIONS_DIR", REPO_ROOT / "expectations"))
+
+
+def docs_dir(settings: Settings) -> str:
+    """Where each table's latest GX Data Docs page is written, beside the quality report."""
+    return f"{settings.reports}/data_docs"
 
 
 class GateFailed(RuntimeError):
@@ -225,8 +230,13 @@ def _numeric(value) -> float | None:
     return float(value) if isinstance(value, Number) and not isinstance(value, bool) else None
 
 
-def validate(df: DataFrame, contract: Contract, rules: list[Rule] | None = None) -> list[RuleResult]:
-    """Run the table's suite on df in one GX validation; results carry counts only."""
+def validate(
+    df: DataFrame, contract: Contract, rules: list[Rule] | None = None, docs_dir: str | None = None
+) -> list[RuleResult]:
+    """Run the table's suite on df in one GX validation; results carry counts only.
+
+    With docs_dir, the outcome is also rendered as an offline GX Data Docs page there.
+    """
     import great_expectations as gx
 
     rules = suite_rules(contract) if rules is None else rules
@@ -237,6 +247,8 @@ def validate(df: DataFrame, contract: Contract, rules: list[Rule] | None = None)
     batch = asset.add_batch_definition_whole_dataframe(name).get_batch(batch_parameters={"dataframe": df})
     suite = gx.ExpectationSuite(name=name, expectations=[_expectation(r) for r in rules])
     outcome = batch.validate(suite, result_format=RESULT_FORMAT)
+    if docs_dir is not None:
+        data_docs.write(docs_dir, contract.layer, contract.name, outcome)
     by_id = {r.expectation_config.meta["rule_id"]: r for r in outcome.results}
     results = []
     for rule in rules:
@@ -285,7 +297,9 @@ def _offending(rule: Rule) -> F.Column:
     return F.coalesce(F.expr(rule.where), F.lit(False))
 
 
-def check(df: DataFrame, contract: Contract, quarantine_batch: str) -> tuple[Verdict, DataFrame | None]:
+def check(
+    df: DataFrame, contract: Contract, quarantine_batch: str, docs_dir: str | None = None
+) -> tuple[Verdict, DataFrame | None]:
     """Apply drop rules, then validate what is left with the whole suite.
 
     Returns the verdict and the dropped rows (shaped for quarantine/rows), or None.
@@ -322,7 +336,7 @@ def check(df: DataFrame, contract: Contract, quarantine_batch: str) -> tuple[Ver
     if cached_here:
         kept = kept.persist()
     try:
-        results = validate(kept, contract, rules)
+        results = validate(kept, contract, rules, docs_dir=docs_dir)
     finally:
         if cached_here:
             kept.unpersist()
@@ -419,7 +433,7 @@ def _gate_tables(
 def _check_tables(spark, settings, run_id, contracts, frames, path_of) -> dict[str, dict]:
     summary, failures, outcomes = {}, [], []
     for contract in contracts:
-        verdict, dropped = check(frames[contract.name], contract, quarantine_batch=run_id)
+        verdict, dropped = check(frames[contract.name], contract, quarantine_batch=run_id, docs_dir=docs_dir(settings))
         outcomes.append((contract.layer, contract.name, verdict.results))
         if dropped is not None:
             _quarantine_dropped(spark, settings, dropped, contract)

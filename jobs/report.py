@@ -1,5 +1,6 @@
 """The data-quality report for ops: one static HTML page that works offline
-(no scripts, no fonts or styles from anywhere else; charts are inline SVG).
+(no scripts, no fonts or styles from anywhere else; charts are inline SVG),
+linking to each table's GX Data Docs page (jobs/data_docs.py).
 
 Counts, rates, rule names and file names only; never a patient-level value.
 """
@@ -8,12 +9,13 @@ from __future__ import annotations
 
 import html
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from jobs import fs, lake
+from jobs import data_docs, fs, lake
 from jobs.config import Settings
 from jobs.contracts import gold_contracts, source_contract
 from jobs.scorecard import coverage
@@ -33,8 +35,16 @@ nav a{margin-right:1rem}.muted{color:#666}figure{margin:.5rem 0}figcaption{font-
 _PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f"]
 
 
+@dataclass(frozen=True)
+class Link:
+    text: str
+    href: str
+
+
 def _cell(value, kind: str) -> str:
     """kind: text, num or pct (a 0-1 rate shown as a percentage)."""
+    if isinstance(value, Link):
+        return f'<td><a href="{html.escape(value.href)}">{html.escape(value.text)}</a></td>'
     if isinstance(value, tuple):  # (text, css class)
         return f'<td class="{value[1]}">{html.escape(str(value[0]))}</td>'
     if value is None:
@@ -130,6 +140,7 @@ def _gate_section(spark: SparkSession, settings: Settings, run_id: str) -> tuple
     tables: dict[tuple[str, str], list] = {}
     for r in results:
         tables.setdefault((r.layer, r.table), []).append(r)
+    docs = set(data_docs.pages(f"{settings.reports}/data_docs"))
     gate_rows, all_passed = [], True
     for (layer, table), mine in sorted(tables.items(), key=lambda kv: (kv[0][0] != "gold", kv[0])):
         failed = [r for r in mine if not r.success and r.severity == "fail"]
@@ -143,11 +154,14 @@ def _gate_section(spark: SparkSession, settings: Settings, run_id: str) -> tuple
                 len(failed),
                 len(other),
                 ", ".join(r.rule_id for r in failed) or None,
+                Link("GX Data Docs", f"data_docs/{page}")
+                if (page := data_docs.page_name(layer, table)) in docs
+                else None,
             ]
         )
     for contract in gold_contracts():
         if ("gold", contract.name) not in tables:
-            gate_rows.append([f"gold.{contract.name}", ("not validated", "warn"), None, None, None, None])
+            gate_rows.append([f"gold.{contract.name}", ("not validated", "warn"), None, None, None, None, None])
             all_passed = False
     not_passing = [r for r in results if not r.success]
     rule_rows = [
@@ -166,7 +180,11 @@ def _gate_section(spark: SparkSession, settings: Settings, run_id: str) -> tuple
     fixed = sorted(failing_before - {(r.layer, r.table, r.rule_id) for r in not_passing})
     section = (
         "<h2 id='gates'>Quality gates</h2>"
-        + _table(["table", "gate", "rules", "failed", "warnings / drops", "failed rules"], gate_rows, numeric={2, 3, 4})
+        + _table(
+            ["table", "gate", "rules", "failed", "warnings / drops", "failed rules", "latest validation"],
+            gate_rows,
+            numeric={2, 3, 4},
+        )
         + f"<h3>Rules not passing ({len(not_passing)} of {len(results)})</h3>"
         + _table(
             ["table", "rule", "severity", "result", "since", "rows checked", "unexpected", "unexpected %"],
