@@ -27,16 +27,27 @@ from airflow.sdk import Asset, AssetAny, dag, task
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 SOURCES = sorted(p.stem for p in SCHEMAS.glob("*.yaml"))
 BRONZE_ASSETS = {s: Asset(name=f"bronze.{s}", uri=f"placelake://bronze/{s}", group="placelake") for s in SOURCES}
-GOLD_TABLES = ("person", "care_event", "place_month")
+GOLD_TABLES = sorted(p.stem for p in (SCHEMAS / "gold").glob("*.yaml"))
 GOLD_ASSETS = [Asset(name=f"gold.{t}", uri=f"placelake://gold/{t}", group="placelake") for t in GOLD_TABLES]
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
+
+
+def alert(context) -> None:
+    """Failure callback: a log line, and a webhook or email where configured (jobs/alerts.py)."""
+    from jobs.alerts import notify
+
+    notify(context)
+
+
 # Every task states its retries and timeout; these are the defaults they override.
 DEFAULT_ARGS = {
     "owner": "placelake",
     "retries": 1,
     "retry_delay": timedelta(seconds=15),
     "execution_timeout": timedelta(minutes=30),
+    # A log line always; a webhook or an email when PLACELAKE_ALERT_WEBHOOK / _EMAIL are set.
+    "on_failure_callback": [alert],
 }
 
 
@@ -137,7 +148,8 @@ def placelake():
 
     # Watcher: the report runs on bad days too, so it cannot decide the run's
     # state; this task fails the run whenever any stage failed.
-    @task(trigger_rule="one_failed", retries=0, execution_timeout=timedelta(minutes=1))
+    # It alerts on nothing itself: the failed stage has already raised the alert.
+    @task(trigger_rule="one_failed", retries=0, execution_timeout=timedelta(minutes=1), on_failure_callback=[])
     def watcher():
         raise RuntimeError("a placelake stage failed: see the failed task's log and the quality report")
 

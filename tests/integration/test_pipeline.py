@@ -5,12 +5,14 @@ assertions on what it published."""
 from __future__ import annotations
 
 import csv
+import http.server
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -191,6 +193,7 @@ def test_no_direct_identifier_reaches_gold_or_the_report(pipeline_run, spark, se
     assert not {d for d in ids["dob"] if d in stored}
 
     report = Path(settings.reports, "quality.html").read_text(encoding="utf-8")
+    report += " ".join(p.read_text(encoding="utf-8") for p in Path(settings.reports).glob("data_docs/*.html"))
     digits = set(re.findall(r"\d{10}", re.sub(r"(\d) (\d)", r"\1\2", report)))
     assert not digits & ids["nhs"]
     assert not {p for p in ids["postcode"] if p in re.sub(r"\s", "", report)}
@@ -254,8 +257,16 @@ def test_report_renders_offline_in_a_real_browser(pipeline_run, settings):
     assert chromium, "make test installs Debian's chromium; run the suite through make"
     report = Path(settings.reports, "quality.html")
     page = report.read_text(encoding="utf-8")
-    # Offline: nothing to fetch, only in-page anchors.
-    assert re.findall(r"""(?:src|href)=["'](?!#)([^"']+)""", page) == []
+    # Offline: nothing to fetch; links go to in-page anchors or to the Data Docs pages beside the report.
+    links = re.findall(r"""(?:src|href)=["'](?!#)([^"']+)""", page)
+    assert links and all(link.startswith("data_docs/") for link in links), links
+    assert all((report.parent / link).is_file() for link in links)
+    docs = sorted(report.parent.glob("data_docs/*.html"))
+    assert {d.name for d in docs} >= {f"gold.{c.name}.html" for c in gold_contracts()}
+    for doc in docs:
+        text = doc.read_text(encoding="utf-8")
+        assert not re.findall(r"""<(?:script|img|link)\b[^>]*(?:src|href)=["']https?:""", text), doc.name
+        assert "<script" not in text
 
     artifacts = REPO_ROOT / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
@@ -276,6 +287,11 @@ def test_report_renders_offline_in_a_real_browser(pipeline_run, settings):
     dom = subprocess.run([*flags, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0
     assert 'id="verdict"' in dom.stdout and "All gates passed" in dom.stdout
+    assert [line for line in dom.stderr.splitlines() if ":CONSOLE" in line] == []
+    # GX's own page for a gold table, rendered offline: loads clean and shows the suite's outcome.
+    doc = report.parent / "data_docs" / "gold.person.html"
+    dom = subprocess.run([*flags, "--dump-dom", doc.as_uri()], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0 and "gold_person" in dom.stdout
     assert [line for line in dom.stderr.splitlines() if ":CONSOLE" in line] == []
 
     screenshot = artifacts / "quality-report.png"
@@ -304,9 +320,33 @@ def test_a_failing_gate_fails_its_task_and_the_run_and_gold_stays_as_it_was(pipe
             "    severity: fail\n"
             "    description: A rule no real table can pass.\n"
         )
-    result = run_pipeline(settings, "2026-11-02", PLACELAKE_EXPECTATIONS_DIR=str(rules))
+    alerts = []
+
+    class Webhook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - the http.server API
+            alerts.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Webhook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = run_pipeline(
+            settings,
+            "2026-11-02",
+            PLACELAKE_EXPECTATIONS_DIR=str(rules),
+            PLACELAKE_ALERT_WEBHOOK=f"http://127.0.0.1:{server.server_address[1]}/alert",
+        )
+    finally:
+        server.shutdown()
 
     assert result.returncode == 1
+    # Airflow's failure callback alerted once, for the gate task, naming the rule (the watcher stays quiet).
+    assert [(a["dag_id"], a["task_id"]) for a in alerts] == [("placelake", "gate")]
+    assert "person.impossible_for_this_test" in alerts[0]["text"]
     out = result.stdout
     assert "gate=failed" in out and "publish=upstream_failed" in out and "report=success" in out
     assert re.search(r"^\s+person\s+FAIL\s+.*person\.impossible_for_this_test", out, re.MULTILINE)
