@@ -91,4 +91,13 @@ def test_every_task_states_its_retries_and_timeout():
 def test_publish_declares_the_gold_assets():
     dag = _dagbag().dags["placelake"]
     outlets = {a.name for a in dag.get_task("publish").outlets}
-    assert outlets == {"gold.person", "gold.care_event", "gold.place_month"}
+    # One Asset per gold contract: a new curated table is announced without DAG code.
+    assert outlets == {f"gold.{p.stem}" for p in (SCHEMAS / "gold").glob("*.yaml")}
+    assert {"gold.person", "gold.care_event", "gold.place_month"} <= outlets
+
+
+def test_every_task_alerts_on_failure_except_the_watcher():
+    dag = _dagbag().dags["placelake"]
+    for task in dag.tasks:
+        callbacks = task.on_failure_callback or []
+        assert bool(callbacks) == (task.task_id != "watcher"), task.task_id
