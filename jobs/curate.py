@@ -321,7 +321,7 @@ def place_month_counts(persons: DataFrame, events: DataFrame, as_of: date, month
     alive = (
         areas.join(deaths, on="person_id", how="left")
         .join(
-            grid_months,
+            F.broadcast(grid_months),
             on=F.col("month_of_death").isNull() | (F.col("month_of_death") >= F.col("month")),
             how="inner",
         )
@@ -330,54 +330,46 @@ def place_month_counts(persons: DataFrame, events: DataFrame, as_of: date, month
     )
     located = events.join(areas, on="person_id", how="inner")
 
-    def started(condition: Column, name: str, month: Column | None = None) -> DataFrame:
-        month = F.trunc("event_start", "month") if month is None else month
-        return (
-            located.where(condition)
-            .groupBy("area_level", "area_code", month.alias("month"))
-            .agg(F.count("*").alias(name))
-        )
-
     event_type = F.col("event_type")
-    stays = located.where(event_type == "hospital_episode")
-    month_end = F.last_day("month")
-    stay_end = F.coalesce(F.col("event_end"), F.lit(as_of))
-    bed_days = (
-        stays.join(grid_months, on=(F.col("event_start") <= month_end) & (stay_end >= F.col("month")), how="inner")
-        .groupBy(*keys)
-        .agg(
-            F.sum(
-                F.datediff(
-                    F.least(stay_end, F.date_add(month_end, 1)), F.greatest(F.col("event_start"), F.col("month"))
-                )
-            ).alias("bed_days")
-        )
+    hospital = event_type == "hospital_episode"
+    service = event_type == "social_care_service"
+    # Everything dated by its start month, in one pass.
+    by_start = located.groupBy("area_level", "area_code", F.trunc("event_start", "month").alias("month")).agg(
+        F.count_if(event_type == "ae_attendance").alias("ae_attendances"),
+        F.count_if(hospital & (F.col("service_type") == "EMERGENCY")).alias("emergency_admissions"),
+        F.count_if(service).alias("new_care_packages"),
+        F.count_if(event_type == "housing_case").alias("homelessness_cases"),
     )
-    clients = (
-        located.where(event_type == "social_care_service")
+    # A delayed discharge belongs to the month the patient left.
+    delayed = (
+        located.where(hospital & (F.col("discharge_ready_date") < F.col("event_end")))
+        .groupBy("area_level", "area_code", F.trunc("event_end", "month").alias("month"))
+        .agg(F.count("*").alias("delayed_discharges"))
+    )
+    # Stays and care packages overlapping each month (an open one runs to the run date).
+    month_end = F.last_day("month")
+    until = F.coalesce(F.col("event_end"), F.lit(as_of))
+    overlapping = (
+        located.where(hospital | service)
         .join(
-            grid_months,
-            on=(F.col("event_start") <= month_end)
-            & (F.col("event_end").isNull() | (F.col("event_end") >= F.col("month"))),
+            F.broadcast(grid_months),
+            on=(F.col("event_start") <= month_end) & (until >= F.col("month")),
             how="inner",
         )
         .groupBy(*keys)
-        .agg(F.countDistinct("person_id").alias("social_care_clients"))
+        .agg(
+            F.sum(
+                F.when(
+                    hospital,
+                    F.datediff(
+                        F.least(until, F.date_add(month_end, 1)), F.greatest(F.col("event_start"), F.col("month"))
+                    ),
+                )
+            ).alias("bed_days"),
+            F.countDistinct(F.when(service, F.col("person_id"))).alias("social_care_clients"),
+        )
     )
-    parts = [
-        alive,
-        started(event_type == "ae_attendance", "ae_attendances"),
-        started((event_type == "hospital_episode") & (F.col("service_type") == "EMERGENCY"), "emergency_admissions"),
-        bed_days,
-        started(
-            (event_type == "hospital_episode") & (F.col("discharge_ready_date") < F.col("event_end")),
-            "delayed_discharges",
-            F.trunc("event_end", "month"),
-        ),
-        clients,
-        started(event_type == "social_care_service", "new_care_packages"),
-        started(event_type == "housing_case", "homelessness_cases"),
-    ]
+    parts = [alive, by_start, delayed, overlapping]
     counts = grid
     for part in parts:
         counts = counts.join(part, on=keys, how="left")
@@ -598,7 +590,7 @@ def curate_all(spark: SparkSession, settings: Settings, as_of: date) -> dict[str
     expected = {c.name for c in gold_contracts()}
     key = pseudonym_key()
     events = linked_events(spark, settings).persist()
-    persons = lake.read(spark, settings.table("silver", "person"))
+    persons = lake.read(spark, settings.table("silver", "person")).persist()
     try:
         built = build_gold(persons, events, opt_out_list(spark, settings), key, as_of)
         if set(built) != expected:
@@ -611,4 +603,5 @@ def curate_all(spark: SparkSession, settings: Settings, as_of: date) -> dict[str
             log.info("staged gold.%s: %d rows", name, counts[name])
     finally:
         events.unpersist()
+        persons.unpersist()
     return counts
