@@ -579,7 +579,10 @@ def build_gold(
         "person": person,
         "care_event": build_care_event(events, key),
         "place_month": build_place_month(place_month_counts(persons, events, as_of)),
-        **{f"cohort_{name}": frame for name, frame in cohorts.items()},
+        # Table names stay short (the run summary's column): hiu is the NHS's "high intensity use".
+        "cohort_hiu": cohorts["high_intensity_user"],
+        "cohort_delay": cohorts["discharge_delay"],
+        "cohort_risk": cohorts["rising_risk"],
         "cohort_area": build_cohort_area(person, cohorts),
     }
     return {name: conform(df, table_contract("gold", name)) for name, df in tables.items()}

@@ -107,7 +107,7 @@ def test_gold_tables_are_published_at_their_grain(pipeline_run, spark, settings)
         for column in [c for c in counts if c in table.columns] + (["people"] if name == "cohort_area" else []):
             assert table.where(F.col(column).between(1, 7) | (F.col(column) % 5 != 0)).count() == 0, (name, column)
     # Every cohort member is a published person.
-    for name in ("cohort_high_intensity_user", "cohort_discharge_delay", "cohort_rising_risk"):
+    for name in ("cohort_hiu", "cohort_delay", "cohort_risk"):
         cohort = lake.read(spark, settings.table("gold", name))
         assert cohort.join(person, on="person_key", how="left_anti").count() == 0, name
 

@@ -313,7 +313,7 @@ def test_opted_out_people_leave_every_gold_table(spark, small_place):
     kept, out = pseudonym("P2"), {pseudonym("P1"), pseudonym("P3")}
     assert {r.person_key for r in gold["person"].collect()} == {kept}
     assert {r.person_key for r in gold["care_event"].collect()} == {kept}
-    for name in ("cohort_high_intensity_user", "cohort_discharge_delay", "cohort_rising_risk"):
+    for name in ("cohort_hiu", "cohort_delay", "cohort_risk"):
         assert gold[name].where(F.col("person_key").isin(*out)).count() == 0, name
     # The aggregates count one resident and one attendance, both suppressed.
     ward_may = gold["place_month"].where((F.col("area_code") == WARD) & (F.col("month") == D("2026-05-01"))).first()
@@ -324,7 +324,7 @@ def test_without_the_list_the_same_people_are_in_every_table(spark, small_place)
     persons, events = small_place
     gold = build_gold(persons, events, spark.createDataFrame([], "nhs_number string"), KEY, AS_OF)
     assert gold["person"].count() == 3
-    assert {r.person_key for r in gold["cohort_high_intensity_user"].collect()} == {pseudonym("P1")}
-    assert {r.person_key for r in gold["cohort_discharge_delay"].collect()} == {pseudonym("P1")}
+    assert {r.person_key for r in gold["cohort_hiu"].collect()} == {pseudonym("P1")}
+    assert {r.person_key for r in gold["cohort_delay"].collect()} == {pseudonym("P1")}
     frail = {r.person_key: r.is_frail for r in gold["person"].collect()}
     assert frail == {pseudonym("P1"): True, pseudonym("P2"): False, pseudonym("P3"): False}
