@@ -8,6 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from jobs.contracts import gold_contracts
+
 DAGS = Path(__file__).resolve().parent.parent / "dags"
 SCHEMAS = DAGS.parent / "schemas"
 BUILD = ["clean", "link", "curate", "gate", "publish", "report"]
@@ -91,4 +93,5 @@ def test_every_task_states_its_retries_and_timeout():
 def test_publish_declares_the_gold_assets():
     dag = _dagbag().dags["placelake"]
     outlets = {a.name for a in dag.get_task("publish").outlets}
-    assert outlets == {"gold.person", "gold.care_event", "gold.place_month"}
+    assert {"gold.person", "gold.care_event", "gold.place_month", "gold.cohort_area"} <= outlets
+    assert outlets == {f"gold.{c.name}" for c in gold_contracts()}
