@@ -27,6 +27,7 @@ from airflow.sdk import Asset, AssetAny, dag, task
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 SOURCES = sorted(p.stem for p in SCHEMAS.glob("*.yaml"))
 BRONZE_ASSETS = {s: Asset(name=f"bronze.{s}", uri=f"placelake://bronze/{s}", group="placelake") for s in SOURCES}
+# Likewise a gold table is its contract: schemas/gold/<name>.yaml.
 GOLD_TABLES = sorted(p.stem for p in (SCHEMAS / "gold").glob("*.yaml"))
 GOLD_ASSETS = [Asset(name=f"gold.{t}", uri=f"placelake://gold/{t}", group="placelake") for t in GOLD_TABLES]
 

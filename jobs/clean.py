@@ -281,6 +281,20 @@ def adapt_housing_cases(bronze: DataFrame) -> DataFrame:
     )
 
 
+def adapt_opt_outs(bronze: DataFrame) -> DataFrame:
+    """The national data opt-out list: one valid NHS number per row."""
+    number = std.nhs_number(F.col("nhs_number"))
+    return bronze.select(
+        number.alias("nhs_number"),
+        number.alias("record_id"),  # the list's key is the number itself
+        F.lit(None).cast("string").alias("postcode"),  # no address: with_geography finds nothing
+        *_LINEAGE,
+        F.when(number.isNull(), F.concat(F.lit("clean.nhs_number_"), std.nhs_number_issue(F.col("nhs_number")))).alias(
+            REJECT
+        ),
+    )
+
+
 ADAPTERS: dict[str, Callable[[DataFrame], DataFrame]] = {
     "ons_postcodes": adapt_ons_postcodes,
     "gp_registrations": adapt_gp_registrations,
@@ -290,8 +304,9 @@ ADAPTERS: dict[str, Callable[[DataFrame], DataFrame]] = {
     "ae_attendances": adapt_ae_attendances,
     "community_contacts": adapt_community_contacts,
     "housing_cases": adapt_housing_cases,
+    "opt_outs": adapt_opt_outs,
 }
-SILVER_CONTRACT = {"ons_postcodes": "postcode"}  # every other source produces person_event
+SILVER_CONTRACT = {"ons_postcodes": "postcode", "opt_outs": "opt_out"}  # every other source produces person_event
 
 
 def latest_version(df: DataFrame, key: list[str]) -> DataFrame:

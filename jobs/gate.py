@@ -488,7 +488,7 @@ def silver_contracts(spark: SparkSession, settings: Settings) -> list[Contract]:
     """The contract of every silver table that exists; person_event sources under their own names."""
     found = []
     for source in source_contracts():
-        produced = "postcode" if source.kind == "reference" else "person_event"
+        produced = {"reference": "postcode", "opt_outs": "opt_out"}.get(source.kind, "person_event")
         if lake.table_exists(spark, settings.table("silver", source.name)):
             found.append(replace(table_contract("silver", produced), name=source.name))
     for name in ("person_link", "person"):

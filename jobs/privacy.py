@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 
-from pyspark.sql import Column
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 KEY_ENV = "PLACELAKE_PSEUDONYM_KEY"
@@ -65,3 +66,32 @@ def rate_per_1000(numerator: Column, denominator: Column) -> Column:
         numerator.isNotNull() & denominator.isNotNull() & (denominator > 0),
         F.round(numerator * 1000.0 / denominator, 1),
     )
+
+
+def disclosure_controlled(
+    raw: DataFrame,
+    keys: Sequence[str],
+    counts: Sequence[str],
+    rates: dict[str, tuple[str, str]],
+    total_over: str | None = None,
+    total_label: str = "ALL",
+) -> DataFrame:
+    """Disclosure control for an aggregate that leaves the lake.
+
+    Every count in `counts` is published as rounded_count (1-7 suppressed,
+    the rest rounded to the nearest 5). If `total_over` names a key, a total
+    row per value of the other keys is appended, with that key set to
+    `total_label`: its counts are sums of the *published* cells (a suppressed
+    cell adds 0), never the rounded raw total, so a total cannot be differenced
+    against its cells to recover a suppressed value. Each rate in `rates`
+    (name -> (numerator, denominator)) is then built from published counts, so
+    a rate on a suppressed count is suppressed too.
+    """
+    cells = raw.select(*keys, *[rounded_count(F.col(c)).alias(c) for c in counts])
+    if total_over is not None:
+        others = [k for k in keys if k != total_over]
+        totals = cells.groupBy(*others).agg(
+            *[F.sum(F.coalesce(F.col(c), F.lit(0))).cast("long").alias(c) for c in counts]
+        )
+        cells = cells.unionByName(totals.withColumn(total_over, F.lit(total_label)).select(*keys, *counts))
+    return cells.select("*", *[rate_per_1000(F.col(num), F.col(den)).alias(name) for name, (num, den) in rates.items()])

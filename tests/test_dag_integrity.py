@@ -8,6 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from jobs.contracts import gold_contracts
+
 DAGS = Path(__file__).resolve().parent.parent / "dags"
 SCHEMAS = DAGS.parent / "schemas"
 BUILD = ["clean", "link", "curate", "gate", "publish", "report"]
@@ -92,8 +94,8 @@ def test_publish_declares_the_gold_assets():
     dag = _dagbag().dags["placelake"]
     outlets = {a.name for a in dag.get_task("publish").outlets}
     # One Asset per gold contract: a new curated table is announced without DAG code.
-    assert outlets == {f"gold.{p.stem}" for p in (SCHEMAS / "gold").glob("*.yaml")}
-    assert {"gold.person", "gold.care_event", "gold.place_month"} <= outlets
+    assert {"gold.person", "gold.care_event", "gold.place_month", "gold.cohort_area"} <= outlets
+    assert outlets == {f"gold.{c.name}" for c in gold_contracts()}
 
 
 def test_every_task_alerts_on_failure_except_the_watcher():

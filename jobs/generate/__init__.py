@@ -34,9 +34,10 @@ def generate_place(
     months: int = 12,
     every: int = 6,
     noise: NoiseRates | None = None,
+    opt_out_rate: float = 0.05,
 ) -> dict[str, int]:
     """Write the place into settings' landing/ and truth/; returns rows written per source."""
-    spec = PlaceSpec(people, seed, months, every, as_of, noise or NoiseRates())
+    spec = PlaceSpec(people, seed, months, every, as_of, noise or NoiseRates(), opt_out_rate)
     return generate(spec, settings.landing, settings.path("truth"))
 
 

@@ -48,6 +48,8 @@ class PlaceSpec:
     every: int = 6  # months between deliveries after the initial full extract
     as_of: date = date(2026, 11, 1)
     noise: NoiseRates = field(default_factory=NoiseRates)
+    # Share of residents on the national data opt-out list (about 5% in England in 2024).
+    opt_out_rate: float = 0.05
 
     @property
     def period_start(self) -> date:
@@ -354,7 +356,19 @@ class PlaceWriter:
         return [self.deliveries[k].isoformat(), target.relative, target.write(line)]
 
     # --- the end ------------------------------------------------------------------
-    def finish(self, geography: Geography) -> dict[str, int]:
+    def write_opt_outs(self, numbers: list[str]) -> DeliveredFile:
+        """The opt-out list as NHS England returns it: the full current list, with the last delivery."""
+        day = self.deliveries[-1]
+        listed = DeliveredFile.open(
+            source_contract("opt_outs"), self.landing, f"opt_outs/{day.isoformat()}/opt_outs_{day:%Y%m%d}.csv"
+        )
+        for number in numbers:
+            listed.write(listed.line_for({"nhs_number": number}))
+        listed.close()
+        return listed
+
+    def finish(self, geography: Geography, opt_outs: list[str]) -> dict[str, int]:
+        listed = self.write_opt_outs(opt_outs)
         postcodes = source_contract("ons_postcodes")
         directory = DeliveredFile.open(
             postcodes, self.landing, f"ons_postcodes/{self.deliveries[0].isoformat()}/onspd.csv"
@@ -362,7 +376,7 @@ class PlaceWriter:
         for row in geography.directory_rows():
             directory.write(directory.line_for(row))
         directory.close()
-        written = {"ons_postcodes": directory.rows}
+        written = {"ons_postcodes": directory.rows, "opt_outs": listed.rows}
 
         files = TruthTable(
             f"{self.truth_dir}/files.csv", ["source", "delivery", "file", "rows", "damage", "encoding", "expected"]
@@ -388,6 +402,7 @@ class PlaceWriter:
         files.add(
             ["ons_postcodes", self.deliveries[0].isoformat(), directory.relative, directory.rows, "", "utf-8", "landed"]
         )
+        files.add(["opt_outs", self.deliveries[-1].isoformat(), listed.relative, listed.rows, "", "utf-8", "landed"])
         for damage in self.plan:
             if damage.kind == "empty":
                 day = self.deliveries[damage.delivery]
@@ -439,6 +454,10 @@ def generate(spec: PlaceSpec, landing: str, truth: str) -> dict[str, int]:
             "left_month",
         ],
     )
+    opted_out = TruthTable(f"{truth}/opt_outs.csv", ["truth_id", "nhs_number"])
+    # Its own stream, so choosing who opts out leaves every feed byte-identical to a place without the list.
+    opt_out_rng = random.Random(spec.seed * 104_729 + 1)
+    opt_out_numbers: list[str] = []
     made, index = 0, 0
     while made < spec.people:
         rng = random.Random(spec.seed * 7_919_993 + index)
@@ -452,6 +471,9 @@ def generate(spec: PlaceSpec, landing: str, truth: str) -> dict[str, int]:
                 writer.registered_twice(rng, household, record)
         lsoa = household.moves[0][1].lsoa
         for p in household.members:
+            if opt_out_rng.random() < spec.opt_out_rate:
+                opt_out_numbers.append(p.nhs_number)
+                opted_out.add([p.truth_id, p.nhs_number])
             people.add(
                 [
                     p.truth_id,
@@ -469,6 +491,7 @@ def generate(spec: PlaceSpec, landing: str, truth: str) -> dict[str, int]:
             )
         index += 1
     people.close()
-    written = writer.finish(geography)
+    opted_out.close()
+    written = writer.finish(geography, opt_out_numbers)
     log.info("generated a place of %d people in %d households: %s", made, index, written)
     return written

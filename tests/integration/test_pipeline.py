@@ -5,6 +5,8 @@ assertions on what it published."""
 from __future__ import annotations
 
 import csv
+import hashlib
+import hmac
 import http.server
 import json
 import os
@@ -20,7 +22,7 @@ from pyspark.sql import functions as F
 
 from jobs import lake
 from jobs.config import REPO_ROOT
-from jobs.contracts import gold_contracts, source_contracts
+from jobs.contracts import gold_contracts, source_contracts, table_contract
 from jobs.gate import GateFailed, gate_all
 
 pytestmark = pytest.mark.integration
@@ -64,21 +66,75 @@ def test_run_succeeds_and_summarises_every_gold_table(pipeline_run):
     assert "quality report:" in out
 
 
+def _pseudonym(value: str) -> str:
+    """person_key / event_key as gold should have made them, with the key the run was given."""
+    return hmac.new(os.environ["PLACELAKE_PSEUDONYM_KEY"].encode(), value.encode(), hashlib.sha256).hexdigest()
+
+
+def _opted_out_person_ids(spark, settings) -> set[str]:
+    """Linked people with any record (or best-known record) carrying a number on the silver opt-out list."""
+    listed = {r.nhs_number for r in lake.read(spark, settings.table("silver", "opt_outs")).collect()}
+    links = lake.read(spark, settings.table("silver", "person_link"))
+    found = {
+        r.person_id for r in lake.read(spark, settings.table("silver", "person")).collect() if r.nhs_number in listed
+    }
+    for contract in source_contracts():
+        if contract.kind == "person_events":
+            records = lake.read(spark, settings.table("silver", contract.name)).where(F.col("nhs_number").isin(*listed))
+            found |= {r.person_id for r in records.join(links, ["source", "record_id"], "inner").collect()}
+    return found
+
+
 def test_gold_tables_are_published_at_their_grain(pipeline_run, spark, settings):
     person = lake.read(spark, settings.table("gold", "person"))
     silver_person = lake.read(spark, settings.table("silver", "person"))
-    assert person.count() == silver_person.count() > 0
+    opted_out = _opted_out_person_ids(spark, settings)
+    assert opted_out, "the generated place has people on the opt-out list"
+    assert person.count() == silver_person.count() - len(opted_out) > 0
     assert person.select("person_key").distinct().count() == person.count()
 
     care_event = lake.read(spark, settings.table("gold", "care_event"))
     links = lake.read(spark, settings.table("silver", "person_link"))
-    assert care_event.count() == links.count()
+    assert care_event.count() == links.where(~F.col("person_id").isin(*opted_out)).count()
     orphans = care_event.join(person, on="person_key", how="left_anti").count()
     assert orphans == 0
 
     place_month = lake.read(spark, settings.table("gold", "place_month"))
-    assert place_month.select("ward_code").distinct().count() == 10
-    assert place_month.where((F.col("residents") > 0) & (F.col("residents") < 8)).count() == 0
+    wards = place_month.where(F.col("area_level") == "ward")
+    assert wards.select("area_code").distinct().count() == 10
+    assert place_month.where(F.col("area_level") == "place").count() == 24  # one place row per month
+    counts = [c.name for c in table_contract("gold", "place_month").columns if c.type == "long"]
+    for name in ("place_month", "cohort_area"):
+        table = lake.read(spark, settings.table("gold", name))
+        for column in [c for c in counts if c in table.columns] + (["people"] if name == "cohort_area" else []):
+            assert table.where(F.col(column).between(1, 7) | (F.col(column) % 5 != 0)).count() == 0, (name, column)
+    # Every cohort member is a published person.
+    for name in ("cohort_hiu", "cohort_delay", "cohort_risk"):
+        cohort = lake.read(spark, settings.table("gold", name))
+        assert cohort.join(person, on="person_key", how="left_anti").count() == 0, name
+
+
+def test_people_on_the_opt_out_list_are_in_no_gold_table(pipeline_run, spark, settings):
+    """The generator's truth names who opted out: none of their people or records reach gold."""
+    opted = {r["truth_id"] for r in _truth(settings, "opt_outs.csv")}
+    assert opted
+    records = [r for r in _truth(settings, "records.csv") if r["truth_id"] in opted]
+    event_keys = {_pseudonym(f"{r['source']}:{r['record_id']}") for r in records}
+    linked = (
+        lake.read(spark, settings.table("silver", "person_link"))
+        .where(F.concat_ws(":", "source", "record_id").isin(*{f"{r['source']}:{r['record_id']}" for r in records}))
+        .select("person_id")
+        .distinct()
+        .collect()
+    )
+    person_keys = {_pseudonym(r.person_id) for r in linked}
+    assert event_keys and person_keys
+    for contract in gold_contracts():
+        table = lake.read(spark, settings.table("gold", contract.name))
+        for column in ("person_key", "event_key"):
+            if column in table.columns:
+                keys = event_keys if column == "event_key" else person_keys
+                assert table.where(F.col(column).isin(*keys)).count() == 0, (contract.name, column)
 
 
 def _truth(settings, name: str) -> list[dict[str, str]]:

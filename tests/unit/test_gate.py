@@ -14,8 +14,8 @@ def place_month():
 def test_contract_rules_come_from_the_contract(place_month):
     ids = {r.id for r in contract_rules(place_month)}
     assert {
-        "place_month.ward_code.not_null",
-        "place_month.ward_code.pattern",
+        "place_month.area_code.not_null",
+        "place_month.area_code.pattern",
         "place_month.month.not_null",
         "place_month.record_key.unique",
     } <= ids

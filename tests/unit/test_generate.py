@@ -354,3 +354,18 @@ def test_gp_deregistrations_meet_the_contract_and_the_lives_in_the_truth(place):
         owners[rid] for rid, row in latest.items() if not row["deregistration_date"] and rid not in twins
     )
     assert max(open_registrations.values()) == 1
+
+
+def test_the_opt_out_list_names_a_small_share_of_residents_and_matches_the_truth(place):
+    opted = _truth(place, "opt_outs.csv")
+    people = {p["truth_id"] for p in _truth(place, "people.csv")}
+    [listed] = [f for f in _truth(place, "files.csv") if f["source"] == "opt_outs"]
+    assert listed["expected"] == "landed"
+    with open(place / "landing" / listed["file"], encoding="utf-8", newline="") as handle:
+        delivered = [row["nhs_number"] for row in csv.DictReader(handle)]
+    assert delivered == [o["nhs_number"] for o in opted] and int(listed["rows"]) == len(delivered)
+    assert all(is_valid_nhs_number(n) for n in delivered)
+    assert {o["truth_id"] for o in opted} <= people
+    # 5% of residents, within four binomial standard deviations.
+    n = len(people)
+    assert abs(len(opted) - 0.05 * n) <= 4 * math.sqrt(n * 0.05 * 0.95), (len(opted), n)

@@ -1,11 +1,19 @@
 import hashlib
 import hmac
+import random
 
 import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from jobs.privacy import PseudonymKeyMissing, hmac_sha256, pseudonym_key, rate_per_1000, rounded_count
+from jobs.privacy import (
+    PseudonymKeyMissing,
+    disclosure_controlled,
+    hmac_sha256,
+    pseudonym_key,
+    rate_per_1000,
+    rounded_count,
+)
 
 
 @pytest.mark.parametrize("key", ["k" * 32, "a much longer key " * 8, "ключ-с-юникодом-" * 3])
@@ -41,3 +49,60 @@ def test_a_rate_on_a_suppressed_count_is_suppressed(spark):
         [(None, 100, None), (10, 200, 50.0), (10, None, None), (0, 0, None)], "num long, den long, rate double"
     )
     assertDataFrameEqual(result, expected)
+
+
+def _random_count(rng: random.Random) -> int:
+    # Mostly the small counts disclosure control is about, around its 7/8 and rounding edges; some large.
+    kind = rng.random()
+    if kind < 0.15:
+        return 0
+    if kind < 0.6:
+        return rng.randint(1, 12)
+    if kind < 0.9:
+        return rng.randint(13, 200)
+    return rng.randint(201, 100_000)
+
+
+def test_disclosure_control_holds_on_random_tables(spark):
+    """Property: over 200 seeded random tables, every published cell, total and rate obeys the rules."""
+    rng = random.Random(20261126)
+    raw_rows = []
+    for table in range(200):
+        for cell in range(rng.randint(1, 8)):
+            raw_rows.append((table, f"c{cell}", _random_count(rng), _random_count(rng), _random_count(rng)))
+    raw = spark.createDataFrame(raw_rows, "table int, cell string, a long, b long, residents long")
+    published = disclosure_controlled(
+        raw,
+        ["table", "cell"],
+        ["a", "b", "residents"],
+        {"a_per_1000": ("a", "residents"), "b_per_1000": ("b", "residents")},
+        total_over="cell",
+    ).collect()
+
+    truth = {(t, c): {"a": a, "b": b, "residents": r} for t, c, a, b, r in raw_rows}
+    cells = {(r.table, r.cell): r for r in published if r.cell != "ALL"}
+    totals = {r.table: r for r in published if r.cell == "ALL"}
+    assert set(cells) == set(truth) and set(totals) == {t for t, _ in truth}
+    for key, row in cells.items():
+        for column, true in truth[key].items():
+            shown = row[column]
+            if 1 <= true <= 7:
+                assert shown is None, (key, column, true)
+            elif true == 0:
+                assert shown == 0
+            else:
+                assert shown % 5 == 0 and shown >= 10 and abs(shown - true) <= 2, (key, column, true, shown)
+    for table, total in totals.items():
+        members = [row for (t, _), row in cells.items() if t == table]
+        for column in ("a", "b", "residents"):
+            # Totals come from the published cells, a suppressed cell adding nothing.
+            assert total[column] == sum(row[column] or 0 for row in members)
+            assert not 1 <= total[column] <= 7
+            assert total[column] % 5 == 0
+    for row in [*cells.values(), *totals.values()]:
+        for rate, count in (("a_per_1000", "a"), ("b_per_1000", "b")):
+            if row[count] is None or row["residents"] is None or row["residents"] == 0:
+                assert row[rate] is None, (row, rate)
+            else:
+                # Rounded to one decimal (Spark rounds half up): within 0.05 of the rate of the published counts.
+                assert abs(row[rate] - row[count] * 1000 / row["residents"]) <= 0.05 + 1e-9, (row, rate)
