@@ -406,7 +406,7 @@ def latest_version(df: DataFrame, key: list[str]) -> DataFrame:
 
 def _append_flags(existing: Column, flags: dict[str, Column]) -> Column:
     joined = F.concat_ws(";", existing, *[F.when(c, F.lit(f)) for f, c in flags.items()])
-    return F.when(joined != "", joined).otherwise(F.lit(None).cast("string"))
+    return F.nullif(joined, F.lit(""))
 
 
 def with_geography(events: DataFrame, postcodes: DataFrame) -> DataFrame:
@@ -529,12 +529,34 @@ def _write_watermark(
         F.lit(run_id).alias("cleaned_run_id"),
         F.lit(datetime.now(UTC).replace(tzinfo=None)).cast("timestamp").alias("cleaned_at"),
     )
-    lake.upsert(spark, ledger, _watermark_path(settings), keys=["source", "file_sha256"])
+    shas = [r[0] for r in files.select("_file_sha256").collect()]
+    # Keyed by file: writing the same files again replaces their rows, never duplicates them.
+    lake.replace(ledger, _watermark_path(settings), where=f"source = '{source}' AND file_sha256 IN ({_sql_list(shas)})")
+
+
+def _last_commit(spark: SparkSession, path: str):
+    return DeltaTable.forPath(spark, path).history(1).select("timestamp").first()[0]
+
+
+def _silver_is_stale(spark: SparkSession, settings: Settings, source: str) -> bool:
+    """Silver needs writing when it is missing, older than its history, older than the postcode
+    directory it was located by, or no longer the history's current versions (a gate dropped rows)."""
+    silver_path, versions_path = settings.table("silver", source), history_path(settings, source)
+    if not lake.table_exists(spark, silver_path):
+        return True
+    written = _last_commit(spark, silver_path)
+    inputs = [versions_path] + ([] if source == "ons_postcodes" else [settings.table("silver", "ons_postcodes")])
+    if any(_last_commit(spark, p) >= written for p in inputs if lake.table_exists(spark, p)):
+        return True
+    current = history.current(lake.read(spark, versions_path)).count()
+    return lake.read(spark, silver_path).count() != current
 
 
 def _write_silver(spark: SparkSession, settings: Settings, source: str) -> None:
     """Silver is the current version of every record, located by the postcode directory as it is now
     (so a new directory re-locates every record, incremental or not)."""
+    if not _silver_is_stale(spark, settings, source):
+        return
     current = history.current(lake.read(spark, history_path(settings, source)))
     if source != "ons_postcodes":
         current = with_geography(current, lake.read(spark, settings.table("silver", "ons_postcodes")))
@@ -564,7 +586,7 @@ def conservation(spark: SparkSession, settings: Settings, source: str, bronze: D
         "run_id string, source string, bronze_rows long, silver_rows long, superseded_rows long, "
         "quarantined_rows long, holds boolean, checked_at timestamp",
     )
-    lake.upsert(spark, row, settings.table("ops", "conservation"), keys=["run_id", "source"])
+    lake.replace(row, settings.table("ops", "conservation"), where=f"run_id = '{run_id}' AND source = '{source}'")
     if not holds:
         raise ConservationError(
             f"{source}: conservation failed (rule clean.conservation): {figures['bronze_rows']} bronze rows != "
@@ -658,7 +680,11 @@ def _write_metrics(
         F.lit(run_id).alias("run_id"),
         F.lit(datetime.now(UTC).replace(tzinfo=None)).cast("timestamp").alias("measured_at"),
     )
-    lake.upsert(spark, metrics, settings.table("ops", "clean_metrics"), keys=["source", "delivery", "field", "measure"])
+    lake.replace(
+        metrics,
+        settings.table("ops", "clean_metrics"),
+        where=f"source = '{source}' AND delivery IN ({_sql_list(deliveries)})",
+    )
 
 
 def forget(spark: SparkSession, settings: Settings, source: str, bronze: DataFrame, from_delivery: str | None) -> int:
@@ -709,21 +735,17 @@ def clean_source(
         log.info("%s: rebuilding from %s: %d file(s) to clean again", source, rebuild_from or "the start", forgotten)
     cleaned = _cleaned_files(spark, settings, source)
     new = bronze if cleaned is None else bronze.join(F.broadcast(cleaned), on="_file_sha256", how="left_anti")
-    new = new.persist()
-    try:
-        new_rows = new.count()
-        if new_rows:
-            _clean_new_rows(spark, settings, source, contract, new, bronze_version, batch_id)
-        elif not lake.table_exists(spark, history_path(settings, source)):
-            # An empty bronze table still gets (empty) history and silver, so downstream finds them.
-            _clean_new_rows(spark, settings, source, contract, new, bronze_version, batch_id)
-        _write_silver(spark, settings, source)
-        figures = conservation(spark, settings, source, bronze, batch_id)
-        if new_rows:
-            deliveries = [r[0] for r in new.select("_delivery").distinct().collect()]
-            _write_metrics(spark, settings, source, bronze, deliveries, batch_id)
-    finally:
-        new.unpersist()
+    # Materialised now: the watermark written below would otherwise re-filter these rows to nothing.
+    new = new.localCheckpoint()
+    new_rows = new.count()
+    deliveries = [r[0] for r in new.select("_delivery").distinct().collect()]
+    if new_rows or not lake.table_exists(spark, history_path(settings, source)):
+        # An empty bronze table still gets (empty) history and silver, so downstream finds them.
+        _clean_new_rows(spark, settings, source, contract, new, bronze_version, batch_id)
+    _write_silver(spark, settings, source)
+    figures = conservation(spark, settings, source, bronze, batch_id)
+    if deliveries:
+        _write_metrics(spark, settings, source, bronze, deliveries, batch_id)
     counts = {
         "bronze": figures["bronze_rows"],
         "new": new_rows,
@@ -759,12 +781,12 @@ def _clean_new_rows(
         check_supersede_guard(source, history.superseded_shares(earlier, good, key))
         rejects = adapted.where(F.col(REJECT).isNotNull())
         if rejects.limit(1).count():
-            # Keyed by file and line: a retried run never quarantines a row twice.
-            lake.upsert(
-                spark,
+            # Keyed by file: a retried run replaces these files' rows, never quarantines a row twice.
+            shas = [r[0] for r in new.select("_file_sha256").distinct().collect()]
+            lake.replace(
                 _quarantine(rejects, source, batch_id),
                 _quarantine_path(settings),
-                keys=["stage", "source", "file_sha256", "line"],
+                where=f"stage = 'clean' AND source = '{source}' AND file_sha256 IN ({_sql_list(shas)})",
             )
         _write_history(spark, settings, source, good)
         # Last: a run that dies before this line cleans the same files again, and every write above is keyed.

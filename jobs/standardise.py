@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import unicodedata
 
-import pandas as pd
 from pyspark.sql import Column
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from jobs import codes
 
@@ -57,11 +55,15 @@ def postcode(raw: Column) -> Column:
     ).otherwise(F.lit(None).cast("string"))
 
 
-@F.pandas_udf(T.StringType())
-def _nfkc(values: pd.Series) -> pd.Series:
-    # Spark has no Unicode normalisation: an 'e' plus a combining accent must equal the one-character
-    # accented letter, and full-width or ligature letters their plain forms, before names are compared.
-    return values.map(lambda v: unicodedata.normalize("NFKC", v) if isinstance(v, str) else v)
+def _nfkc(raw: Column) -> Column:
+    """Unicode NFKC: an 'e' plus a combining accent equals the one-character accented letter, and
+    full-width or ligature letters their plain forms, before names are compared.
+
+    Spark has no normalisation function; ICU4J (on Spark's own classpath, for collations) has, and
+    `reflect` calls it in the JVM: no Python worker, no UDF.
+    """
+    composed = F.call_function("reflect", F.lit("com.ibm.icu.text.Normalizer"), F.lit("compose"), raw, F.lit(True))
+    return F.when(raw.isNotNull(), composed)  # ICU throws on null
 
 
 # Titles and generational suffixes people type into name fields; removed only when another word
@@ -89,7 +91,7 @@ def name(raw: Column) -> Column:
     text = F.regexp_replace(text, r"\s*-\s*", "-")
     text = F.regexp_replace(F.regexp_replace(text, _TITLE, ""), _SUFFIX, "")
     text = F.regexp_replace(text, r"^['\s-]+|['\s-]+$", "")
-    return F.when(text != "", text).otherwise(F.lit(None).cast("string"))
+    return F.nullif(text, F.lit(""))
 
 
 def _accent_folding() -> tuple[str, str]:
@@ -133,7 +135,7 @@ def flag_list(flags: dict[str, Column]) -> Column:
     """
     held = [F.when(condition, F.lit(flag)) for flag, condition in flags.items()]
     joined = F.concat_ws(";", *held) if held else F.lit("")
-    return F.when(joined != "", joined).otherwise(F.lit(None).cast("string"))
+    return F.nullif(joined, F.lit(""))
 
 
 def sex_from_code(raw: Column, mapping: dict[str, str]) -> Column:

@@ -407,3 +407,16 @@ def test_delivery_metrics_count_fields_outcomes_coverage_and_flags_per_delivery(
     assert metrics[(nov, "gender", "validity")] == (2, 3, 0.6667)
     assert metrics[("2026-12-01", "_row", "nhs_number_coverage")] == (1, 1, 1.0)
     assert ("2026-12-01", "_row", "flag:unknown_code:sex") not in metrics
+
+
+def test_the_build_dag_takes_a_rebuild_source_and_date():
+    import importlib.util
+
+    from jobs.config import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("placelake_dag_for_clean_test", REPO_ROOT / "dags" / "placelake.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    params = module.placelake_dag.params
+    # Unset by default: a scheduled run cleans incrementally.
+    assert (params["rebuild_source"], params["rebuild_from"]) == (None, None)
