@@ -107,23 +107,27 @@ def test_every_build_conserves_rows_and_records_the_figures(place, spark):
 
 
 def test_history_answers_what_a_record_looked_like_on_an_earlier_date(place, spark):
-    settings, first, later, *_ = place
+    settings, *_ = place
     versions = lake.read(spark, clean.history_path(settings, "gp_registrations"))
-    resent = versions.where(F.col("_version") == 2).select("record_id").first()
-    assert resent is not None, "some registration should end after the full extract"
-    record = versions.where(F.col("record_id") == resent.record_id)
-    v1, v2 = sorted(record.collect(), key=lambda r: r._version)
-    assert (v1._valid_to, v2._valid_from, v2._is_current, v1._is_current) == (
-        v2._valid_from,
-        v2._valid_from,
-        True,
-        False,
-    )
-    then = history.as_of(record, first).collect()
+    by_record: dict[str, list] = {}
+    for r in versions.where(
+        F.col("record_id").isin(
+            [r.record_id for r in versions.where(F.col("_version") == 2).select("record_id").collect()]
+        )
+    ).collect():
+        by_record.setdefault(r.record_id, []).append(r)
+    # A registration that ended after the delivery that first sent it: two versions on two dates.
+    pairs = [sorted(v, key=lambda r: r._version) for v in by_record.values()]
+    pairs = [(v1, v2) for v1, v2, *_ in pairs if v1._valid_from < v2._valid_from]
+    assert pairs, "some registration should end after the delivery that first sent it"
+    v1, v2 = pairs[0]
+    assert (v1._valid_to, v2._is_current, v1._is_current) == (v2._valid_from, True, False)
+    record = versions.where(F.col("record_id") == v1.record_id)
+    then = history.as_of(record, v1._valid_from.isoformat()).collect()
     assert [(r._file_sha256, r._line) for r in then] == [(v1._file_sha256, v1._line)]
-    silver = lake.read(spark, settings.table("silver", "gp_registrations")).where(
-        F.col("record_id") == resent.record_id
-    )
+    now = history.as_of(record, v2._valid_from.isoformat()).collect()
+    assert [(r._file_sha256, r._line) for r in now] == [(v2._file_sha256, v2._line)]
+    silver = lake.read(spark, settings.table("silver", "gp_registrations")).where(F.col("record_id") == v1.record_id)
     assert [(r._source_file, r._line) for r in silver.collect()] == [(v2._source_file, v2._line)]
 
 
