@@ -20,7 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pendulum
-from airflow.sdk import Asset, AssetAny, dag, task
+from airflow.sdk import Asset, AssetAny, Param, dag, task
 
 # A source is its contract file: schemas/<name>.yaml declares `name: <name>`
 # (tests/test_dag_integrity.py holds every contract to that).
@@ -104,13 +104,23 @@ def placelake_land():
     default_args=DEFAULT_ARGS,
     tags=["placelake"],
     doc_md=__doc__,
+    # A data engineer who changed an adapter or a standardiser triggers one run with
+    # {"rebuild_source": "<source>" or "all", "rebuild_from": "YYYY-MM-DD"}: that source's silver is
+    # cleaned again from bronze (never re-landed), and every stage after it rebuilds from silver.
+    params={
+        "rebuild_source": Param(None, type=["null", "string"], description="Source to rebuild from bronze, or all."),
+        "rebuild_from": Param(
+            None, type=["null", "string"], format="date", description="First delivery date to rebuild (default all)."
+        ),
+    },
 )
 def placelake():
     @task(retries=1, execution_timeout=timedelta(minutes=30))
-    def clean(run_id=None):
+    def clean(run_id=None, params=None):
         from jobs.pipeline import run_clean
 
-        return run_clean(run_id)
+        params = params or {}
+        return run_clean(run_id, rebuild_source=params.get("rebuild_source"), rebuild_from=params.get("rebuild_from"))
 
     @task(retries=1, execution_timeout=timedelta(minutes=60))
     def link(run_id=None):

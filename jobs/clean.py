@@ -2,18 +2,37 @@
 silver in the common vocabulary (schemas/silver/person_event.yaml).
 
 Each adapter is a pure transform; a row it cannot use keeps a reason and goes
-to quarantine/rows. The latest delivery of a record supersedes earlier ones.
+to quarantine/rows, and a doubtful value it keeps (a future date, an unknown
+code) is named in clean_flags. The IO entry (``clean_source``) is incremental:
+
+- only bronze rows from files not yet cleaned are adapted (the per-file
+  watermark in lake/ops/clean_watermark);
+- every accepted row is a version in lake/silver/<source>_history
+  (jobs/history.py); silver is the current version of each record (the latest
+  delivery wins) with geography looked up from the postcode directory;
+- a delivery that would supersede an implausible share of the records
+  delivered before it is stopped before anything is written;
+- conservation (bronze = silver + superseded + quarantined) is checked and
+  recorded in lake/ops/conservation on every build; a miss fails the build;
+- per delivery, completeness, validity, NHS number coverage, unknown/default
+  and flag rates go to lake/ops/clean_metrics (counts and rates only).
+
+``rebuild_source`` forgets a source's cleaning from a delivery date on and
+cleans those bronze rows again: bronze is never re-landed.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
+from datetime import UTC, datetime
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from delta.tables import DeltaTable
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from jobs import lake
+from jobs import codes, history, lake, scorecard
 from jobs import standardise as std
 from jobs.config import Settings
 from jobs.contracts import conform, source_contract, source_contracts, table_contract
@@ -21,9 +40,22 @@ from jobs.contracts import conform, source_contract, source_contracts, table_con
 log = logging.getLogger(__name__)
 
 REJECT = "_reject_reason"
+FLAGS = "clean_flags"
 # Lineage every adapter passes through; conform() keeps only what the silver
-# contract names, and _raw (the bronze row as JSON) feeds quarantine.
-_LINEAGE = ["_delivery", "_source_file", "_line", "_file_sha256", "_raw"]
+# contract names, history keeps the rest, and _raw (the bronze row as JSON) feeds quarantine.
+_LINEAGE = ["_delivery", "_source_file", "_line", "_file_sha256", "_landed_at", "_batch_id", "_raw"]
+
+
+class CleanError(RuntimeError):
+    """A source's cleaning was stopped: the message names the source, the rule and the figures."""
+
+
+class SupersedeGuardError(CleanError):
+    pass
+
+
+class ConservationError(CleanError):
+    pass
 
 
 def _date(contract_name: str, column: str) -> F.Column:
@@ -38,6 +70,7 @@ def adapt_ons_postcodes(bronze: DataFrame) -> DataFrame:
         F.col("wd24cd").alias("ward_code"),
         F.col("wd24nm").alias("ward_name"),
         F.col("imd_decile").try_cast("int").alias("imd_decile"),
+        # Terminated postcodes stay in the directory: an old address still resolves to its LSOA.
         F.col("doterm").isNotNull().alias("terminated"),
         *_LINEAGE,
         F.when(postcode.isNull(), F.lit("clean.invalid_postcode"))
@@ -46,29 +79,48 @@ def adapt_ons_postcodes(bronze: DataFrame) -> DataFrame:
     )
 
 
-def _person_event(fields: dict[str, F.Column], reject: F.Column) -> list[F.Column]:
+# Geography is not the adapter's: with_geography adds it from the postcode directory.
+_GEOGRAPHY = ("lsoa_code", "ward_code", "imd_decile")
+
+
+def _person_event(fields: dict[str, F.Column], reject: F.Column, flags: dict[str, F.Column]) -> list[F.Column]:
     """The silver person_event columns in contract order: what the adapter gives, typed nulls for the rest.
 
     Driven by the contract, so a column added to schemas/silver/person_event.yaml
-    reaches every adapter without restating it here.
+    reaches every adapter without restating it here. Date flags are the same for
+    every source and are added here.
     """
     contract = table_contract("silver", "person_event")
-    # Geography is not the adapter's: with_geography adds it from the postcode directory.
-    lineage = {*_LINEAGE, "lsoa_code", "ward_code", "imd_decile"}
+    skip = {*_LINEAGE, *_GEOGRAPHY, FLAGS}
     columns = [
-        fields.get(c.name, F.lit(None).cast(c.spark_type)).alias(c.name)
-        for c in contract.columns
-        if c.name not in lineage
+        fields.get(c.name, F.lit(None).cast(c.spark_type)).alias(c.name) for c in contract.columns if c.name not in skip
     ]
-    return [*columns, *_LINEAGE, reject.alias(REJECT)]
+    delivered = history.delivery_date(F.col("_delivery"))
+    start, born = fields["event_start"], fields["date_of_birth"]
+    every_flag = {
+        # "Future" is after the extract was delivered: deterministic, unlike today's date.
+        "event_start_in_future": std.is_future(start, delivered),
+        "date_of_birth_in_future": std.is_future(born, delivered),
+        "event_before_birth": std.is_before_birth(start, born),
+        **flags,
+    }
+    return [*columns, std.flag_list(every_flag).alias(FLAGS), *_LINEAGE, reject.alias(REJECT)]
 
 
 def _rejects(
-    source: str, start_column: str, end_column: str | None = None, optional_dates: tuple[str, ...] = ()
+    source: str,
+    start_column: str,
+    end_column: str | None = None,
+    optional_dates: tuple[str, ...] = (),
+    flagged_codes: tuple[str, ...] = (),
 ) -> F.Column:
     """Why a row cannot reach silver, or null: a missing key, a bad or missing event date, an end
-    before its start, or an event code outside the contract's allowed list (identity codes such as
-    sex map to unknown instead: losing the whole row for them would lose the event)."""
+    before its start, or an event code outside the contract's allowed list.
+
+    Identity codes (sex, ethnicity) and the national code lists in flagged_codes (admission
+    method, discharge destination) are kept and flagged instead: losing the whole row for
+    them would lose the event.
+    """
     contract = source_contract(source)
     start = _date(source, start_column)
     reason = F.when(F.col(contract.record_key[0]).isNull(), F.lit("clean.missing_record_key")).when(
@@ -81,7 +133,7 @@ def _rejects(
     if end_column:
         reason = reason.when(_date(source, end_column) < start, F.lit("clean.end_before_start"))
     for col in contract.columns:
-        if col.allowed and col.pii == "none":
+        if col.allowed and col.pii == "none" and col.name not in flagged_codes:
             reason = reason.when(
                 F.col(col.name).isNotNull() & ~F.trim(F.col(col.name)).isin(*col.allowed),
                 F.lit(f"clean.invalid_{col.name}"),
@@ -89,8 +141,18 @@ def _rejects(
     return reason
 
 
-def _identity(source: str, nhs: str, family: str | None, given: str | None, dob: str, postcode: str) -> dict:
-    return {
+def _identity(
+    source: str,
+    nhs: str,
+    family: str | None,
+    given: str | None,
+    dob: str,
+    postcode: str,
+    sex: str,
+    sex_system: str,
+) -> tuple[dict[str, Column], dict[str, Column]]:
+    """The identity fields every person source has, and the flags they raise."""
+    fields = {
         "source": F.lit(source),
         "organisation": F.lit(source_contract(source).organisation),
         "nhs_number": std.nhs_number(F.col(nhs)),
@@ -98,27 +160,43 @@ def _identity(source: str, nhs: str, family: str | None, given: str | None, dob:
         "family_name": std.name(F.col(family)) if family else F.lit(None).cast("string"),
         "given_name": std.name(F.col(given)) if given else F.lit(None).cast("string"),
         "date_of_birth": _date(source, dob),
+        "sex": std.sex(F.col(sex), sex_system),
         "postcode": std.postcode(F.col(postcode)),
     }
+    flags = {
+        "unknown_code:sex": codes.is_unknown(F.col(sex), "sex", sex_system),
+        # A postcode that was sent but is not one: the address is lost, the row is not.
+        "postcode_invalid": codes.normalised_code(F.col(postcode)).isNotNull() & std.postcode(F.col(postcode)).isNull(),
+    }
+    return fields, flags
 
 
-# NHS person stated gender: 1 male, 2 female, 9 indeterminate, X not known.
-_NHS_SEX = {"1": "M", "2": "F"}
-_LETTER_SEX = {"M": "M", "F": "F"}
+def _ethnicity(column: str) -> tuple[Column, dict[str, Column]]:
+    """ONS 2021 code through the national list; an unknown code is kept as delivered, and flagged."""
+    raw = F.col(column)
+    value = F.coalesce(codes.lookup(raw, "ethnicity", "ons_2021"), codes.normalised_code(raw))
+    return value, {"unknown_code:ethnic_category": codes.is_unknown(raw, "ethnicity", "ons_2021")}
 
 
-def _ethnicity(column: str) -> F.Column:
-    return F.when(F.trim(F.col(column)).rlike(r"^([A-E][1-5]|Z)$"), F.trim(F.col(column)))
+def _discharge(column: str, system: str) -> tuple[dict[str, Column], dict[str, Column]]:
+    raw = F.col(column)
+    fields = {
+        "discharge_destination": codes.normalised_code(raw),
+        "discharge_destination_group": codes.lookup(raw, "discharge_destination", system, "group"),
+    }
+    return fields, {"unknown_code:discharge_destination": codes.is_unknown(raw, "discharge_destination", system)}
 
 
 def adapt_gp_registrations(bronze: DataFrame) -> DataFrame:
     source = "gp_registrations"
+    identity, flags = _identity(
+        source, "nhs_number", "family_name", "given_name", "date_of_birth", "postcode", "sex", "nhs_stated_gender"
+    )
     return bronze.select(
         *_person_event(
             {
-                **_identity(source, "nhs_number", "family_name", "given_name", "date_of_birth", "postcode"),
+                **identity,
                 "record_id": F.col("registration_id"),
-                "sex": std.sex_from_code(F.col("sex"), _NHS_SEX),
                 "event_type": F.lit("gp_registration"),
                 "provider_code": F.col("practice_code"),
                 "event_start": _date(source, "registration_date"),
@@ -126,25 +204,27 @@ def adapt_gp_registrations(bronze: DataFrame) -> DataFrame:
                 "event_end": _date(source, "deregistration_date"),
             },
             _rejects(source, "registration_date", "deregistration_date"),
+            flags,
         )
     )
 
 
 def adapt_asc_services(bronze: DataFrame) -> DataFrame:
     source = "asc_services"
+    identity, flags = _identity(source, "nhs_number", "surname", "forename", "dob", "postcode", "gender", "letters")
     return bronze.select(
         *_person_event(
             {
-                **_identity(source, "nhs_number", "surname", "forename", "dob", "postcode"),
+                **identity,
                 "record_id": F.col("service_id"),
                 "local_person_id": F.col("client_id"),
-                "sex": std.sex_from_code(F.col("gender"), _LETTER_SEX),
                 "event_type": F.lit("social_care_service"),
                 "service_type": F.col("service_type"),
                 "event_start": _date(source, "start_date"),
                 "event_end": _date(source, "end_date"),
             },
             _rejects(source, "start_date", "end_date"),
+            flags,
         )
     )
 
@@ -165,13 +245,13 @@ def _mapped(column: F.Column, mapping: dict[str, str]) -> F.Column:
 def adapt_asc_events(bronze: DataFrame) -> DataFrame:
     source = "asc_events"
     day = _date(source, "event_date")
+    identity, flags = _identity(source, "nhs_number", "surname", "forename", "dob", "postcode", "gender", "letters")
     return bronze.select(
         *_person_event(
             {
-                **_identity(source, "nhs_number", "surname", "forename", "dob", "postcode"),
+                **identity,
                 "record_id": F.col("event_id"),
                 "local_person_id": F.col("client_id"),
-                "sex": std.sex_from_code(F.col("gender"), _LETTER_SEX),
                 "event_type": _mapped(F.col("event_type"), _ASC_EVENT_TYPES),
                 # The outcome is the detail analysts ask of an event: what the request or assessment led to.
                 "service_type": F.trim(F.col("event_outcome")),
@@ -183,40 +263,53 @@ def adapt_asc_events(bronze: DataFrame) -> DataFrame:
                 _rejects(source, "event_date"),
                 F.when(F.col("event_type").isNull(), F.lit("clean.missing_event_type")),
             ),
+            flags,
         )
-    )
-
-
-def _admission_group(method: F.Column) -> F.Column:
-    # NHS Data Dictionary admission method: 1x elective, 2x emergency, 3x maternity.
-    return (
-        F.when(method.startswith("1"), F.lit("ELECTIVE"))
-        .when(method.startswith("2"), F.lit("EMERGENCY"))
-        .when(method.startswith("3"), F.lit("MATERNITY"))
     )
 
 
 def adapt_apc_episodes(bronze: DataFrame) -> DataFrame:
     source = "apc_episodes"
     # SUS carries no names: identity is the NHS number, date of birth and postcode.
+    identity, flags = _identity(
+        source, "nhs_number", None, None, "date_of_birth", "postcode", "sex", "nhs_stated_gender"
+    )
+    ethnicity, ethnicity_flags = _ethnicity("ethnic_category")
+    discharge, discharge_flags = _discharge("discharge_destination", "nhs_dd")
+    method, diagnosis = F.col("admission_method"), F.col("primary_diagnosis")
+    chapter = codes.icd10_chapter(diagnosis)
     return bronze.select(
         *_person_event(
             {
-                **_identity(source, "nhs_number", None, None, "date_of_birth", "postcode"),
+                **identity,
+                **discharge,
                 "record_id": F.col("episode_id"),
-                "sex": std.sex_from_code(F.col("sex"), _NHS_SEX),
-                "ethnic_category": _ethnicity("ethnic_category"),
+                "ethnic_category": ethnicity,
                 "event_type": F.lit("hospital_episode"),
-                "service_type": _admission_group(F.col("admission_method")),
+                # NHS Data Dictionary admission method groups: ELECTIVE, EMERGENCY, MATERNITY, OTHER.
+                "service_type": codes.lookup(method, "admission_method", "nhs_dd", "group"),
                 "provider_code": F.col("provider_code"),
                 "event_start": _date(source, "admission_date"),
                 "event_end": _date(source, "discharge_date"),
-                "admission_method": F.col("admission_method"),
-                "primary_diagnosis": F.upper(F.trim(F.col("primary_diagnosis"))),
+                "admission_method": codes.normalised_code(method),
+                "primary_diagnosis": F.regexp_replace(F.upper(F.trim(diagnosis)), r"\.", ""),
+                "diagnosis_chapter": chapter,
                 "discharge_ready_date": _date(source, "discharge_ready_date"),
-                "discharge_destination": F.col("discharge_destination"),
             },
-            _rejects(source, "admission_date", "discharge_date", optional_dates=("discharge_ready_date",)),
+            _rejects(
+                source,
+                "admission_date",
+                "discharge_date",
+                optional_dates=("discharge_ready_date",),
+                flagged_codes=("admission_method", "discharge_destination"),
+            ),
+            {
+                **flags,
+                **ethnicity_flags,
+                **discharge_flags,
+                "unknown_code:admission_method": codes.is_unknown(method, "admission_method", "nhs_dd"),
+                "unknown_code:primary_diagnosis": codes.normalised_code(diagnosis).isNotNull() & chapter.isNull(),
+            },
         )
     )
 
@@ -224,21 +317,26 @@ def adapt_apc_episodes(bronze: DataFrame) -> DataFrame:
 def adapt_ae_attendances(bronze: DataFrame) -> DataFrame:
     source = "ae_attendances"
     arrived = _date(source, "arrival_date")
+    identity, flags = _identity(
+        source, "nhs_number", "family_name", "given_name", "date_of_birth", "postcode", "sex", "nhs_stated_gender"
+    )
+    ethnicity, ethnicity_flags = _ethnicity("ethnic_category")
+    discharge, discharge_flags = _discharge("discharge_destination", "snomed_ecds")
     return bronze.select(
         *_person_event(
             {
-                **_identity(source, "nhs_number", "family_name", "given_name", "date_of_birth", "postcode"),
+                **identity,
+                **discharge,
                 "record_id": F.col("attendance_id"),
-                "sex": std.sex_from_code(F.col("sex"), _NHS_SEX),
-                "ethnic_category": _ethnicity("ethnic_category"),
+                "ethnic_category": ethnicity,
                 "event_type": F.lit("ae_attendance"),
                 "service_type": F.concat(F.lit("ACUITY_"), F.col("acuity")),
                 "provider_code": F.col("provider_code"),
                 "event_start": arrived,
                 "event_end": arrived,  # an attendance ends the day it starts, near enough for a timeline
-                "discharge_destination": F.col("discharge_destination"),
             },
-            _rejects(source, "arrival_date"),
+            _rejects(source, "arrival_date", flagged_codes=("discharge_destination",)),
+            {**flags, **ethnicity_flags, **discharge_flags},
         )
     )
 
@@ -246,37 +344,40 @@ def adapt_ae_attendances(bronze: DataFrame) -> DataFrame:
 def adapt_community_contacts(bronze: DataFrame) -> DataFrame:
     source = "community_contacts"
     contact = _date(source, "contact_date")
+    identity, flags = _identity(source, "nhs_number", "surname", "forename", "dob", "postcode", "gender", "letters")
     return bronze.select(
         *_person_event(
             {
-                **_identity(source, "nhs_number", "surname", "forename", "dob", "postcode"),
+                **identity,
                 "record_id": F.col("contact_id"),
-                "sex": std.sex_from_code(F.col("gender"), _LETTER_SEX),
                 "event_type": F.lit("community_contact"),
                 "service_type": F.col("team_type"),
                 "event_start": contact,
                 "event_end": contact,
             },
             _rejects(source, "contact_date"),
+            flags,
         )
     )
 
 
 def adapt_housing_cases(bronze: DataFrame) -> DataFrame:
     source = "housing_cases"
+    identity, flags = _identity(source, "nhs_number", "surname", "forename", "dob", "postcode", "gender", "letters")
+    ethnicity, ethnicity_flags = _ethnicity("ethnicity")
     return bronze.select(
         *_person_event(
             {
-                **_identity(source, "nhs_number", "surname", "forename", "dob", "postcode"),
+                **identity,
                 "record_id": F.col("case_id"),
-                "sex": std.sex_from_code(F.col("gender"), _LETTER_SEX),
-                "ethnic_category": _ethnicity("ethnicity"),
+                "ethnic_category": ethnicity,
                 "event_type": F.lit("housing_case"),
                 "service_type": F.col("duty_type"),
                 "event_start": _date(source, "approach_date"),
                 "event_end": _date(source, "duty_end_date"),
             },
             _rejects(source, "approach_date", "duty_end_date"),
+            {**flags, **ethnicity_flags},
         )
     )
 
@@ -309,16 +410,30 @@ ADAPTERS: dict[str, Callable[[DataFrame], DataFrame]] = {
 SILVER_CONTRACT = {"ons_postcodes": "postcode", "opt_outs": "opt_out"}  # every other source produces person_event
 
 
+def contract_key(source: str) -> tuple[str, ...]:
+    return ("postcode",) if source == "ons_postcodes" else ("record_id",)
+
+
 def latest_version(df: DataFrame, key: list[str]) -> DataFrame:
     """One row per record key: the latest delivery wins (corrections supersede)."""
-    newest_first = Window.partitionBy(*key).orderBy(F.col("_delivery").desc(), F.col("_line").desc())
-    return df.withColumn("_rank", F.row_number().over(newest_first)).where("_rank = 1").drop("_rank")
+    return history.current(history.versioned(df, key)).drop(*history.VERSION_COLUMNS)
+
+
+def _append_flags(existing: Column, flags: dict[str, Column]) -> Column:
+    joined = F.concat_ws(";", existing, *[F.when(c, F.lit(f)) for f, c in flags.items()])
+    return F.nullif(joined, F.lit(""))
 
 
 def with_geography(events: DataFrame, postcodes: DataFrame) -> DataFrame:
-    """Attach LSOA, ward and IMD decile by postcode; terminated postcodes still resolve."""
-    lookup = postcodes.select("postcode", "lsoa_code", "ward_code", "imd_decile")
-    return events.join(lookup, on="postcode", how="left")
+    """Attach LSOA, ward and IMD decile by postcode; terminated postcodes still resolve (and are flagged,
+    as is a valid postcode the directory does not hold)."""
+    lookup = postcodes.select("postcode", "lsoa_code", "ward_code", "imd_decile", "terminated")
+    located = events.join(lookup, on="postcode", how="left")
+    flags = {
+        "postcode_not_in_directory": F.col("postcode").isNotNull() & F.col("lsoa_code").isNull(),
+        "postcode_terminated": F.coalesce(F.col("terminated"), F.lit(False)),
+    }
+    return located.withColumn(FLAGS, _append_flags(F.col(FLAGS), flags)).drop("terminated")
 
 
 def _quarantine(rejects: DataFrame, source: str, batch_id: str) -> DataFrame:
@@ -335,43 +450,393 @@ def _quarantine(rejects: DataFrame, source: str, batch_id: str) -> DataFrame:
     )
 
 
-def clean_source(spark: SparkSession, settings: Settings, source: str, batch_id: str) -> dict[str, int]:
+# --- configuration --------------------------------------------------------------------------------
+
+
+def max_superseded_share(environ: dict[str, str] | None = None) -> float:
+    """Share of a source's earlier records one delivery may supersede before it is stopped.
+
+    Increments re-send records that closed (a discharge, an ended package): a fair share, never most.
+    A truncated or mis-keyed extract re-sent over everything is stopped before it is applied.
+    """
+    env = os.environ if environ is None else environ
+    return float(env.get("PLACELAKE_CLEAN_MAX_SUPERSEDED_SHARE", "0.6"))
+
+
+def guard_min_records(environ: dict[str, str] | None = None) -> int:
+    """Below this many earlier records a share means little: the guard lets small sources through."""
+    env = os.environ if environ is None else environ
+    return int(env.get("PLACELAKE_CLEAN_GUARD_MIN_RECORDS", "50"))
+
+
+# --- paths ----------------------------------------------------------------------------------------
+
+
+def history_path(settings: Settings, source: str) -> str:
+    return settings.table("silver", f"{source}_history")
+
+
+def _watermark_path(settings: Settings) -> str:
+    return settings.table("ops", "clean_watermark")
+
+
+def _quarantine_path(settings: Settings) -> str:
+    return settings.path("lake", "quarantine", "rows")
+
+
+def _sql_list(values: list[str]) -> str:
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+
+
+# --- the IO entry ---------------------------------------------------------------------------------
+
+
+def check_supersede_guard(source: str, shares: list[history.DeliveryShare], environ=None) -> None:
+    """Raise, naming the delivery and its figures, when a delivery supersedes an implausible share."""
+    limit, floor = max_superseded_share(environ), guard_min_records(environ)
+    for s in shares:
+        if s.prior_records >= floor and s.share > limit:
+            raise SupersedeGuardError(
+                f"{source}: delivery {s.delivery} would supersede {s.superseded} of the {s.prior_records} records "
+                f"delivered before it ({s.share:.0%}, limit {limit:.0%}; rule clean.supersede_guard). A truncated or "
+                "mis-keyed extract? Nothing of this source was applied. If the delivery is genuine, run again with "
+                "PLACELAKE_CLEAN_MAX_SUPERSEDED_SHARE raised."
+            )
+
+
+def _cleaned_files(spark: SparkSession, settings: Settings, source: str) -> DataFrame | None:
+    path = _watermark_path(settings)
+    if not lake.table_exists(spark, path):
+        return None
+    return lake.read(spark, path).where(F.col("source") == source).select(F.col("file_sha256").alias("_file_sha256"))
+
+
+def _write_history(spark: SparkSession, settings: Settings, source: str, good: DataFrame) -> None:
+    """Add the new versions and re-date the versions of every record they touch (one MERGE)."""
+    key = list(contract_key(source))
+    path = history_path(settings, source)
+    if not lake.table_exists(spark, path):
+        lake.replace(history.versioned(good, key), path)
+        return
+    existing = lake.read(spark, path)
+    touched = good.select(*key).distinct()
+    earlier = existing.join(touched, on=key, how="left_semi").drop(*history.VERSION_COLUMNS)
+    # Cut the lineage: the MERGE below writes the table these versions were read from.
+    versions = history.versioned(earlier.unionByName(good), key).localCheckpoint()
+    lake.upsert(spark, versions, path, keys=history.VERSION_KEY)
+
+
+def _write_watermark(
+    spark: SparkSession, settings: Settings, source: str, new: DataFrame, bronze_version: int, run_id: str
+) -> None:
+    files = new.groupBy("_file_sha256", "_source_file", "_delivery").agg(
+        F.count("*").alias("rows"), F.max("_landed_at").alias("landed_at"), F.max("_batch_id").alias("landed_batch_id")
+    )
+    ledger = files.select(
+        F.lit(source).alias("source"),
+        F.col("_file_sha256").alias("file_sha256"),
+        F.col("_source_file").alias("source_file"),
+        F.col("_delivery").alias("delivery"),
+        "rows",
+        "landed_at",
+        "landed_batch_id",
+        F.lit(bronze_version).cast("long").alias("bronze_version"),
+        F.lit(run_id).alias("cleaned_run_id"),
+        F.lit(datetime.now(UTC).replace(tzinfo=None)).cast("timestamp").alias("cleaned_at"),
+    )
+    shas = [r[0] for r in files.select("_file_sha256").collect()]
+    # Keyed by file: writing the same files again replaces their rows, never duplicates them.
+    lake.replace(ledger, _watermark_path(settings), where=f"source = '{source}' AND file_sha256 IN ({_sql_list(shas)})")
+
+
+def _last_commit(spark: SparkSession, path: str):
+    return DeltaTable.forPath(spark, path).history(1).select("timestamp").first()[0]
+
+
+def _silver_is_stale(spark: SparkSession, settings: Settings, source: str) -> bool:
+    """Silver needs writing when it is missing, older than its history, older than the postcode
+    directory it was located by, or no longer the history's current versions (a gate dropped rows)."""
+    silver_path, versions_path = settings.table("silver", source), history_path(settings, source)
+    if not lake.table_exists(spark, silver_path):
+        return True
+    written = _last_commit(spark, silver_path)
+    inputs = [versions_path] + ([] if source == "ons_postcodes" else [settings.table("silver", "ons_postcodes")])
+    if any(_last_commit(spark, p) >= written for p in inputs if lake.table_exists(spark, p)):
+        return True
+    current = history.current(lake.read(spark, versions_path)).count()
+    return lake.read(spark, silver_path).count() != current
+
+
+def _write_silver(spark: SparkSession, settings: Settings, source: str) -> None:
+    """Silver is the current version of every record, located by the postcode directory as it is now
+    (so a new directory re-locates every record, incremental or not)."""
+    if not _silver_is_stale(spark, settings, source):
+        return
+    current = history.current(lake.read(spark, history_path(settings, source)))
+    if source != "ons_postcodes":
+        current = with_geography(current, lake.read(spark, settings.table("silver", "ons_postcodes")))
+    silver = conform(current, table_contract("silver", SILVER_CONTRACT.get(source, "person_event")))
+    lake.replace(silver, settings.table("silver", source))
+
+
+def conservation(spark: SparkSession, settings: Settings, source: str, bronze: DataFrame, run_id: str) -> dict:
+    """Bronze rows = silver rows + superseded versions + rows quarantined at clean; recorded every build,
+    raised (with the figures) when it does not hold."""
+    versions = lake.read(spark, history_path(settings, source))
+    quarantined = (
+        lake.read(spark, _quarantine_path(settings)) if lake.table_exists(spark, _quarantine_path(settings)) else None
+    )
+    figures = {
+        "bronze_rows": bronze.count(),
+        "silver_rows": lake.read(spark, settings.table("silver", source)).count(),
+        "superseded_rows": versions.where(~F.col("_is_current")).count(),
+        "quarantined_rows": 0
+        if quarantined is None
+        else quarantined.where((F.col("stage") == "clean") & (F.col("source") == source)).count(),
+    }
+    accounted = figures["silver_rows"] + figures["superseded_rows"] + figures["quarantined_rows"]
+    holds = figures["bronze_rows"] == accounted
+    row = spark.createDataFrame(
+        [(run_id, source, *figures.values(), holds, datetime.now(UTC).replace(tzinfo=None))],
+        "run_id string, source string, bronze_rows long, silver_rows long, superseded_rows long, "
+        "quarantined_rows long, holds boolean, checked_at timestamp",
+    )
+    lake.replace(row, settings.table("ops", "conservation"), where=f"run_id = '{run_id}' AND source = '{source}'")
+    if not holds:
+        raise ConservationError(
+            f"{source}: conservation failed (rule clean.conservation): {figures['bronze_rows']} bronze rows != "
+            f"{figures['silver_rows']} silver + {figures['superseded_rows']} superseded + "
+            f"{figures['quarantined_rows']} quarantined = {accounted} (difference {figures['bronze_rows'] - accounted})"
+        )
+    return figures
+
+
+def delivery_metrics(bronze: DataFrame, adapted: DataFrame, source: str) -> DataFrame:
+    """Per delivery: each delivered field's completeness, validity and default rate (scorecard rules, from
+    the values as delivered), then what cleaning made of the rows: accepted, quarantined, NHS number
+    coverage and each flag's rate. Long format: source, delivery, field, measure, numerator, denominator,
+    rate. Counts and rates only."""
+    contract = source_contract(source)
+    fields = scorecard.field_rates(bronze, contract, {"delivery": F.col("_delivery")})
+    per_field = fields.select(
+        "delivery",
+        "field",
+        F.explode(
+            F.array(
+                *[
+                    F.struct(F.lit(m).alias("measure"), F.col(n).alias("numerator"), F.col(d).alias("denominator"))
+                    for m, n, d in (
+                        ("completeness", "present", "rows"),
+                        ("validity", "valid", "present"),
+                        ("default_rate", "defaults", "rows"),
+                    )
+                ]
+            )
+        ).alias("m"),
+    ).select("delivery", "field", "m.*")
+    outcome = {
+        "accepted": F.col(REJECT).isNull(),
+        "quarantined": F.col(REJECT).isNotNull(),
+    }
+    if "nhs_number" in adapted.columns:
+        # Coverage: a valid NHS number on the row, the key that links it without probabilistic matching.
+        outcome["nhs_number_coverage"] = F.col("nhs_number").isNotNull()
+    counts = adapted.groupBy(F.col("_delivery").alias("delivery")).agg(
+        F.count("*").alias("rows"), *[F.count_if(c).alias(m) for m, c in outcome.items()]
+    )
+    per_row = counts.select(
+        "delivery",
+        F.lit("_row").alias("field"),
+        F.explode(F.array(*[F.struct(F.lit(m).alias("measure"), F.col(m).alias("numerator")) for m in outcome])).alias(
+            "m"
+        ),
+        F.col("rows").alias("denominator"),
+    ).select("delivery", "field", "m.*", "denominator")
+    parts = [per_field, per_row]
+    if FLAGS in adapted.columns:
+        rows = adapted.groupBy(F.col("_delivery").alias("delivery")).agg(F.count("*").alias("denominator"))
+        flagged = (
+            adapted.select(F.col("_delivery").alias("delivery"), F.explode(F.split(F.col(FLAGS), ";")).alias("flag"))
+            .groupBy("delivery", "flag")
+            .agg(F.count("*").alias("numerator"))
+            .join(rows, on="delivery", how="inner")
+            .select(
+                "delivery",
+                F.lit("_row").alias("field"),
+                F.concat(F.lit("flag:"), F.col("flag")).alias("measure"),
+                "numerator",
+                "denominator",
+            )
+        )
+        parts.append(flagged)
+    metrics = parts[0]
+    for part in parts[1:]:
+        metrics = metrics.unionByName(part)
+    return metrics.select(
+        F.lit(source).alias("source"),
+        "delivery",
+        "field",
+        "measure",
+        F.col("numerator").cast("long").alias("numerator"),
+        F.col("denominator").cast("long").alias("denominator"),
+        F.round(F.col("numerator") / F.greatest(F.col("denominator"), F.lit(1)), 4).alias("rate"),
+    )
+
+
+def _write_metrics(
+    spark: SparkSession, settings: Settings, source: str, bronze: DataFrame, deliveries: list[str], run_id: str
+) -> None:
+    """Metrics for every delivery the new rows belong to, over all of that delivery's rows (a delivery
+    landed in two runs is measured whole)."""
+    rows = bronze.where(F.col("_delivery").isin(deliveries))
+    adapted = ADAPTERS[source](rows.withColumn("_raw", F.lit(None).cast("string")))
+    metrics = delivery_metrics(rows, adapted, source).select(
+        "*",
+        F.lit(run_id).alias("run_id"),
+        F.lit(datetime.now(UTC).replace(tzinfo=None)).cast("timestamp").alias("measured_at"),
+    )
+    lake.replace(
+        metrics,
+        settings.table("ops", "clean_metrics"),
+        where=f"source = '{source}' AND delivery IN ({_sql_list(deliveries)})",
+    )
+
+
+def forget(spark: SparkSession, settings: Settings, source: str, bronze: DataFrame, from_delivery: str | None) -> int:
+    """Undo the cleaning of a source's bronze rows delivered on or after from_delivery (all when None):
+    their versions, their clean quarantine rows and their watermark. Returns the files forgotten.
+
+    Bronze is untouched: the next clean of the source adapts those rows again.
+    """
+    since = F.lit(True) if from_delivery is None else F.col("_delivery") >= from_delivery
+    shas = [r[0] for r in bronze.where(since).select("_file_sha256").distinct().collect()]
+    if not shas:
+        return 0
+    in_files = f"file_sha256 IN ({_sql_list(shas)})"
+    if lake.table_exists(spark, _watermark_path(settings)):
+        DeltaTable.forPath(spark, _watermark_path(settings)).delete(f"source = '{source}' AND {in_files}")
+    if lake.table_exists(spark, _quarantine_path(settings)):
+        DeltaTable.forPath(spark, _quarantine_path(settings)).delete(
+            f"stage = 'clean' AND source = '{source}' AND {in_files}"
+        )
+    path = history_path(settings, source)
+    if lake.table_exists(spark, path):
+        kept = lake.read(spark, path).where(~F.col("_file_sha256").isin(shas))
+        # Versions left behind are re-dated: a record whose later versions went is current again.
+        lake.replace(history.versioned(kept, list(contract_key(source))).localCheckpoint(), path)
+    return len(shas)
+
+
+def clean_source(
+    spark: SparkSession,
+    settings: Settings,
+    source: str,
+    batch_id: str,
+    rebuild: bool = False,
+    rebuild_from: str | None = None,
+) -> dict[str, int]:
+    """Clean a source's bronze rows not cleaned before (all of them from rebuild_from on, when rebuild)."""
     contract = source_contract(source)
     bronze_path = settings.table("bronze", source)
     if not lake.table_exists(spark, bronze_path):
         log.warning("%s: no bronze table yet, nothing to clean", source)
-        return {"bronze": 0, "silver": 0, "quarantined": 0}
-    bronze = lake.read(spark, bronze_path)
-    with_raw = bronze.withColumn("_raw", F.to_json(F.struct(*contract.column_names)))
-    adapted = ADAPTERS[source](with_raw).persist()
-    try:
-        good = latest_version(adapted.where(F.col(REJECT).isNull()), list(contract_key(source)))
-        if source != "ons_postcodes":
-            good = with_geography(good, lake.read(spark, settings.table("silver", "ons_postcodes")))
-        silver = conform(good, table_contract("silver", SILVER_CONTRACT.get(source, "person_event")))
-        rejects = _quarantine(adapted.where(F.col(REJECT).isNotNull()), source, batch_id)
-        lake.replace(silver, settings.table("silver", source))
-        lake.replace(
-            rejects,
-            settings.path("lake", "quarantine", "rows"),
-            where=f"stage = 'clean' AND source = '{source}'",
-        )
-        counts = {
-            "bronze": bronze.count(),
-            "silver": lake.read(spark, settings.table("silver", source)).count(),
-            "quarantined": adapted.where(F.col(REJECT).isNotNull()).count(),
-        }
-    finally:
-        adapted.unpersist()
-    log.info("%s: %d bronze rows -> %d silver, %d quarantined", source, *counts.values())
+        return {"bronze": 0, "new": 0, "silver": 0, "superseded": 0, "quarantined": 0}
+    # One snapshot for the whole run: rows landing meanwhile wait for the next run, and the
+    # conservation check counts exactly the rows this run accounted for.
+    bronze_version = lake.version(spark, bronze_path)
+    bronze = lake.read(spark, bronze_path, version=bronze_version)
+    if rebuild:
+        forgotten = forget(spark, settings, source, bronze, rebuild_from)
+        log.info("%s: rebuilding from %s: %d file(s) to clean again", source, rebuild_from or "the start", forgotten)
+    cleaned = _cleaned_files(spark, settings, source)
+    new = bronze if cleaned is None else bronze.join(F.broadcast(cleaned), on="_file_sha256", how="left_anti")
+    # Materialised now: the watermark written below would otherwise re-filter these rows to nothing.
+    new = new.localCheckpoint()
+    new_rows = new.count()
+    deliveries = [r[0] for r in new.select("_delivery").distinct().collect()]
+    if new_rows or not lake.table_exists(spark, history_path(settings, source)):
+        # An empty bronze table still gets (empty) history and silver, so downstream finds them.
+        _clean_new_rows(spark, settings, source, contract, new, bronze_version, batch_id)
+    _write_silver(spark, settings, source)
+    figures = conservation(spark, settings, source, bronze, batch_id)
+    if deliveries:
+        _write_metrics(spark, settings, source, bronze, deliveries, batch_id)
+    counts = {
+        "bronze": figures["bronze_rows"],
+        "new": new_rows,
+        "silver": figures["silver_rows"],
+        "superseded": figures["superseded_rows"],
+        "quarantined": figures["quarantined_rows"],
+    }
+    log.info(
+        "%s: %d bronze rows (%d new) -> %d silver, %d superseded, %d quarantined",
+        source,
+        *counts.values(),
+    )
     return counts
 
 
-def contract_key(source: str) -> tuple[str, ...]:
-    return ("postcode",) if source == "ons_postcodes" else ("record_id",)
+def _clean_new_rows(
+    spark: SparkSession,
+    settings: Settings,
+    source: str,
+    contract,
+    new: DataFrame,
+    bronze_version: int,
+    batch_id: str,
+) -> None:
+    with_raw = new.withColumn("_raw", F.to_json(F.struct(*contract.column_names)))
+    adapted = ADAPTERS[source](with_raw).persist()
+    try:
+        good = adapted.where(F.col(REJECT).isNull()).drop(REJECT, "_raw")
+        path = history_path(settings, source)
+        key = list(contract_key(source))
+        earlier = lake.read(spark, path) if lake.table_exists(spark, path) else good.limit(0)
+        # Stop before writing anything: a stopped delivery leaves the source as it was.
+        check_supersede_guard(source, history.superseded_shares(earlier, good, key))
+        rejects = adapted.where(F.col(REJECT).isNotNull())
+        if rejects.limit(1).count():
+            # Keyed by file: a retried run replaces these files' rows, never quarantines a row twice.
+            shas = [r[0] for r in new.select("_file_sha256").distinct().collect()]
+            lake.replace(
+                _quarantine(rejects, source, batch_id),
+                _quarantine_path(settings),
+                where=f"stage = 'clean' AND source = '{source}' AND file_sha256 IN ({_sql_list(shas)})",
+            )
+        _write_history(spark, settings, source, good)
+        # Last: a run that dies before this line cleans the same files again, and every write above is keyed.
+        _write_watermark(spark, settings, source, new, bronze_version, batch_id)
+    finally:
+        adapted.unpersist()
 
 
-def clean_all(spark: SparkSession, settings: Settings, batch_id: str) -> dict[str, dict[str, int]]:
+def clean_all(
+    spark: SparkSession,
+    settings: Settings,
+    batch_id: str,
+    rebuild_source: str | None = None,
+    rebuild_from: str | None = None,
+) -> dict[str, dict[str, int]]:
+    """Clean every source; rebuild_source (a source name, or 'all') is first forgotten from rebuild_from on.
+
+    A source that is stopped (supersede guard, conservation) does not stop the others; the run
+    raises at the end naming every stopped source, so nothing downstream runs on a partial silver.
+    """
+    names = {c.name for c in source_contracts()}
+    if rebuild_source not in (None, "all") and rebuild_source not in names:
+        raise CleanError(f"no source named {rebuild_source!r} to rebuild (sources: {', '.join(sorted(names))})")
     # The postcode directory first: every other adapter looks geography up in it.
     ordered = sorted(source_contracts(), key=lambda c: c.kind != "reference")
-    return {c.name: clean_source(spark, settings, c.name, batch_id) for c in ordered}
+    results, stopped = {}, []
+    for c in ordered:
+        rebuild = rebuild_source in ("all", c.name)
+        try:
+            results[c.name] = clean_source(
+                spark, settings, c.name, batch_id, rebuild=rebuild, rebuild_from=rebuild_from
+            )
+        except CleanError as exc:
+            log.error("%s", exc)
+            stopped.append(str(exc))
+    if stopped:
+        raise CleanError(f"cleaning stopped for {len(stopped)} source(s): " + " | ".join(stopped))
+    return results

@@ -192,6 +192,36 @@ def print_summary(spark, settings: Settings, run_id: str, states: dict[str, str]
     print(f"  quality report: {settings.reports}/quality.html")
 
 
+def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    from jobs import clean
+    from jobs.contracts import source_contracts
+    from jobs.spark import get_spark
+
+    names = sorted(c.name for c in source_contracts())
+    if args.source != "all" and args.source not in names:
+        print(f"placelake rebuild: no source {args.source!r}; sources: {', '.join(names)}, or all", file=sys.stderr)
+        return 2
+    spark = get_spark(settings)
+    started = time.monotonic()
+    run_id = f"rebuild__{datetime.now(UTC):%Y-%m-%dT%H:%M:%S}"
+    since = args.from_date.isoformat() if args.from_date else None
+    # The postcode directory first: a rebuilt directory re-locates every source at the next run.
+    targets = names if args.source == "all" else [args.source]
+    targets = sorted(targets, key=lambda s: s != "ons_postcodes")
+    for source in targets:
+        counts = clean.clean_source(spark, settings, source, run_id, rebuild=True, rebuild_from=since)
+        print(
+            f"  silver.{source:<20} {counts['new']:>8} bronze rows cleaned again; {counts['silver']} silver, "
+            f"{counts['superseded']} superseded, {counts['quarantined']} quarantined (of {counts['bronze']} in bronze)"
+        )
+    print(f"rebuilt {', '.join(targets)} from {since or 'the first delivery'} ({time.monotonic() - started:.0f}s)")
+    print(
+        "downstream must re-run: link -> curate -> gate -> publish -> report "
+        "(the next `placelake run`, or a run of DAG placelake, rebuilds them from silver)"
+    )
+    return 0
+
+
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from pyspark.sql import functions as F
 
@@ -355,6 +385,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--every", type=int, default=12, help="months between increments of the place generated (default 12)"
     )
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "rebuild", help="clean a source's silver again from bronze (after an adapter or standardiser changed)"
+    )
+    p.add_argument("--source", required=True, help="the source to rebuild, or all")
+    p.add_argument(
+        "--from",
+        dest="from_date",
+        type=_parse_date,
+        help="rebuild only deliveries on or after this date, YYYY-MM-DD (default: every delivery)",
+    )
+    p.set_defaults(func=cmd_rebuild)
 
     p = sub.add_parser(
         "status", help="tables with their Delta version and rows; the latest delivery per source; rejected files"

@@ -43,8 +43,11 @@ def run_land_unrecognised(run_id: str) -> dict:
     return land.summarise(land.land_unrecognised(session(), settings(), batch_id=run_id))
 
 
-def run_clean(run_id: str) -> dict:
-    return clean.clean_all(session(), settings(), batch_id=run_id)
+def run_clean(run_id: str, rebuild_source: str | None = None, rebuild_from: str | None = None) -> dict:
+    """Clean new bronze rows of every source; rebuild_source (or 'all') is cleaned again from bronze first."""
+    return clean.clean_all(
+        session(), settings(), batch_id=run_id, rebuild_source=rebuild_source, rebuild_from=rebuild_from
+    )
 
 
 def run_link(run_id: str) -> dict:

@@ -64,9 +64,12 @@ def value_is_valid(col: ContractColumn, contract: Contract) -> Column:
     return F.when(raw.isNotNull() & (F.trim(raw) != ""), valid)
 
 
-def field_scores(bronze: DataFrame, contract: Contract) -> DataFrame:
-    """One row per delivery month and field: rows, completeness, validity, default rate."""
-    month = F.date_format(F.to_date(F.substring("_delivery", 1, 10)), "yyyy-MM")
+def field_rates(bronze: DataFrame, contract: Contract, by: dict[str, Column]) -> DataFrame:
+    """One row per group (by: output name -> column) and field: rows, present, valid and default counts,
+    with completeness (present/rows), validity (valid/present) and default rate (defaults/rows).
+
+    Shared by the scorecard (per delivery month) and the cleaning metrics (per delivery).
+    """
     aggregates = [F.count("*").alias("rows")]
     for col in contract.columns:
         present = F.col(col.name).isNotNull() & (F.trim(F.col(col.name)) != "")
@@ -77,27 +80,40 @@ def field_scores(bronze: DataFrame, contract: Contract) -> DataFrame:
                 f"{col.name}__default"
             ),
         ]
-    wide = bronze.groupBy(month.alias("delivery_month")).agg(*aggregates)
+    wide = bronze.groupBy(*[c.alias(n) for n, c in by.items()]).agg(*aggregates)
     per_field = [
         F.struct(
             F.lit(col.name).alias("field"),
             F.lit(col.pii).alias("pii"),
-            (F.col(f"{col.name}__present") / F.col("rows")).alias("completeness"),
-            (F.col(f"{col.name}__valid") / F.greatest(F.col(f"{col.name}__present"), F.lit(1))).alias("validity"),
-            (F.col(f"{col.name}__default") / F.col("rows")).alias("default_rate"),
+            F.col(f"{col.name}__present").alias("present"),
+            F.col(f"{col.name}__valid").alias("valid"),
+            F.col(f"{col.name}__default").alias("defaults"),
         )
         for col in contract.columns
     ]
-    return wide.select("delivery_month", "rows", F.explode(F.array(*per_field)).alias("f")).select(
+    return wide.select(*by, "rows", F.explode(F.array(*per_field)).alias("f")).select(
+        *by,
+        "rows",
+        "f.*",
+        (F.col("f.present") / F.col("rows")).alias("completeness"),
+        (F.col("f.valid") / F.greatest(F.col("f.present"), F.lit(1))).alias("validity"),
+        (F.col("f.defaults") / F.col("rows")).alias("default_rate"),
+    )
+
+
+def field_scores(bronze: DataFrame, contract: Contract) -> DataFrame:
+    """One row per delivery month and field: rows, completeness, validity, default rate."""
+    month = F.date_format(F.to_date(F.substring("_delivery", 1, 10)), "yyyy-MM")
+    return field_rates(bronze, contract, {"delivery_month": month}).select(
         F.lit(contract.name).alias("source"),
         F.lit(contract.organisation).alias("organisation"),
         "delivery_month",
-        F.col("f.field").alias("field"),
-        F.col("f.pii").alias("pii"),
+        "field",
+        "pii",
         "rows",
-        F.round("f.completeness", 4).alias("completeness"),
-        F.round("f.validity", 4).alias("validity"),
-        F.round("f.default_rate", 4).alias("default_rate"),
+        F.round("completeness", 4).alias("completeness"),
+        F.round("validity", 4).alias("validity"),
+        F.round("default_rate", 4).alias("default_rate"),
     )
 
 

@@ -1,19 +1,40 @@
-from datetime import date
+from datetime import date, datetime
 
+import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from jobs.clean import ADAPTERS, adapt_apc_episodes, adapt_asc_events, adapt_gp_registrations, adapt_housing_cases
+from jobs import history
+from jobs.clean import (
+    ADAPTERS,
+    SupersedeGuardError,
+    adapt_apc_episodes,
+    adapt_asc_events,
+    adapt_gp_registrations,
+    adapt_housing_cases,
+    check_supersede_guard,
+    delivery_metrics,
+    latest_version,
+    with_geography,
+)
 from jobs.contracts import conform, source_contract, source_contracts, table_contract
 
-_LINEAGE = {"_delivery": "2026-11-01", "_source_file": "f", "_line": 2, "_raw": "{}", "_file_sha256": "x"}
+_LINEAGE = {
+    "_delivery": "2026-11-01",
+    "_source_file": "f",
+    "_line": 2,
+    "_raw": "{}",
+    "_file_sha256": "x",
+    "_landed_at": datetime(2026, 11, 2, 8, 0),
+    "_batch_id": "b1",
+}
 
 
 def _bronze(spark, source: str, rows: list[dict]):
     columns = source_contract(source).column_names
-    full = [{**dict.fromkeys(columns), **row, **_LINEAGE} for row in rows]
+    full = [{**dict.fromkeys(columns), **_LINEAGE, **row} for row in rows]
     schema = ", ".join(f"{c} string" for c in columns) + ", _delivery string, _source_file string, _line long"
-    schema += ", _raw string, _file_sha256 string"
+    schema += ", _raw string, _file_sha256 string, _landed_at timestamp, _batch_id string"
     return spark.createDataFrame([tuple(r[c] for c in [*columns, *_LINEAGE]) for r in full], schema)
 
 
@@ -54,7 +75,7 @@ def test_apc_episodes_keep_hospital_detail_and_reject_impossible_rows(spark):
         [
             {**base, "episode_id": "E1"},  # a delayed discharge to a care home
             {**base, "episode_id": "E2", "admission_date": "2026-02-30"},  # 30 February
-            {**base, "episode_id": "E3", "admission_method": "99"},  # out of range
+            {**base, "episode_id": "E3", "admission_method": "77"},  # in no national list: kept, flagged
             {**base, "episode_id": "E4", "discharge_date": "2025-12-31"},  # discharged before admitted
             {**base, "episode_id": "E5", "discharge_date": None, "discharge_destination": None, "sex": "7"},
         ],
@@ -75,8 +96,7 @@ def test_apc_episodes_keep_hospital_detail_and_reject_impossible_rows(spark):
             ("E1", "9990000026", "LK1 0AB", "F", "EMERGENCY", "S7200", date(2026, 1, 10), date(2026, 1, 24), None),
             ("E2", "9990000026", "LK1 0AB", "F", "EMERGENCY", "S7200", date(2026, 1, 10), date(2026, 1, 24),
              "clean.invalid_admission_date"),
-            ("E3", "9990000026", "LK1 0AB", "F", None, "S7200", date(2026, 1, 10), date(2026, 1, 24),
-             "clean.invalid_admission_method"),
+            ("E3", "9990000026", "LK1 0AB", "F", None, "S7200", date(2026, 1, 10), date(2026, 1, 24), None),
             ("E4", "9990000026", "LK1 0AB", "F", "EMERGENCY", "S7200", date(2026, 1, 10), date(2025, 12, 31),
              "clean.end_before_start"),
             # Still in hospital: no end yet; an unknown sex code is unknown, not a reason to lose the stay.
@@ -211,3 +231,192 @@ def test_asc_events_map_cld_event_types_and_keep_the_outcome(spark):
         "event_start date, event_end date, _reject_reason string",
     )  # fmt: skip
     assertDataFrameEqual(result, expected)
+
+
+def test_apc_codes_map_to_national_lists_and_unknown_codes_are_kept_and_flagged(spark):
+    base = {
+        "episode_id": "E1",
+        "nhs_number": "9990000026",
+        "date_of_birth": "1931-02-28",
+        "sex": "2",
+        "postcode": "LK1 0AB",
+        "provider_code": "RLK01",
+        "admission_method": "21",
+        "admission_date": "2026-01-03",
+    }
+    bronze = _bronze(
+        spark,
+        "apc_episodes",
+        [
+            {**base, "ethnic_category": "D2", "primary_diagnosis": "S72.0", "discharge_destination": "85"},
+            {**base, "episode_id": "E2", "admission_method": "2B", "ethnic_category": "Q9", "sex": "7",
+             "primary_diagnosis": "D49", "discharge_destination": "12", "postcode": "NOT A PC"},
+            # Admitted after the extract was delivered, to a patient born after that too.
+            {**base, "episode_id": "E3", "admission_date": "2026-12-01", "date_of_birth": "2026-11-15"},
+            {**base, "episode_id": "E4", "admission_date": "1930-01-01"},  # before birth
+        ],
+    )  # fmt: skip
+    result = adapt_apc_episodes(bronze).select(
+        "record_id",
+        "sex",
+        "ethnic_category",
+        "admission_method",
+        "service_type",
+        "primary_diagnosis",
+        "diagnosis_chapter",
+        "discharge_destination",
+        "discharge_destination_group",
+        "clean_flags",
+        "_reject_reason",
+    )
+    expected = spark.createDataFrame(
+        [
+            ("E1", "F", "D2", "21", "EMERGENCY", "S720", "XIX", "85", "CARE_HOME", None, None),
+            ("E2", "U", "Q9", "2B", "EMERGENCY", "D49", None, "12", None,
+             "unknown_code:sex;postcode_invalid;unknown_code:ethnic_category;unknown_code:discharge_destination;"
+             "unknown_code:primary_diagnosis", None),
+            ("E3", "F", None, "21", "EMERGENCY", None, None, None, None,
+             "event_start_in_future;date_of_birth_in_future", None),
+            ("E4", "F", None, "21", "EMERGENCY", None, None, None, None, "event_before_birth", None),
+        ],
+        "record_id string, sex string, ethnic_category string, admission_method string, service_type string, "
+        "primary_diagnosis string, diagnosis_chapter string, discharge_destination string, "
+        "discharge_destination_group string, clean_flags string, _reject_reason string",
+    )  # fmt: skip
+    assertDataFrameEqual(result, expected)
+
+
+def _versions(spark, rows):
+    return spark.createDataFrame(
+        rows, "record_id string, value string, _delivery string, _source_file string, _line long"
+    )
+
+
+def test_history_dates_each_version_until_the_next_and_as_of_answers_for_an_earlier_day(spark):
+    rows = _versions(
+        spark,
+        [
+            ("R1", "first", "2026-01-01", "a.csv", 2),
+            ("R1", "corrected", "2026-03-01", "b.csv", 5),
+            ("R1", "closed", "2026-06-01", "c.csv", 9),
+            ("R2", "sent twice, first copy", "2026-03-01", "b.csv", 3),
+            ("R2", "sent twice, last copy", "2026-03-01", "b.csv", 7),
+            ("R3", "only", "2026-06-01", "c.csv", 2),
+        ],
+    )
+    versions = history.versioned(rows, ["record_id"]).select(
+        "record_id", "value", "_version", "_valid_from", "_valid_to", "_is_current"
+    )
+    jan, mar, jun = date(2026, 1, 1), date(2026, 3, 1), date(2026, 6, 1)
+    expected = spark.createDataFrame(
+        [
+            ("R1", "first", 1, jan, mar, False),
+            ("R1", "corrected", 2, mar, jun, False),
+            ("R1", "closed", 3, jun, None, True),
+            ("R2", "sent twice, first copy", 1, mar, mar, False),
+            ("R2", "sent twice, last copy", 2, mar, None, True),
+            ("R3", "only", 1, jun, None, True),
+        ],
+        "record_id string, value string, _version int, _valid_from date, _valid_to date, _is_current boolean",
+    )
+    assertDataFrameEqual(versions, expected)
+    on = {r.record_id: r.value for r in history.as_of(history.versioned(rows, ["record_id"]), "2026-04-15").collect()}
+    assert on == {"R1": "corrected", "R2": "sent twice, last copy"}
+    assert [r.value for r in latest_version(rows, ["record_id"]).where("record_id = 'R1'").collect()] == ["closed"]
+
+
+def test_superseded_shares_are_per_delivery_and_the_guard_stops_an_implausible_one(spark):
+    earlier = _versions(spark, [(f"R{i}", "v", "2026-01-01", "a.csv", i) for i in range(10)])
+    new = _versions(
+        spark,
+        [
+            ("R1", "v", "2026-02-01", "b.csv", 2),
+            ("R2", "v", "2026-02-01", "b.csv", 3),
+            ("R10", "v", "2026-02-01", "b.csv", 4),
+        ]
+        + [(f"R{i}", "v", "2026-03-01", "c.csv", i) for i in range(9)],
+    )
+    shares = history.superseded_shares(earlier, new, ["record_id"])
+    assert shares == [
+        history.DeliveryShare("2026-02-01", prior_records=10, superseded=2),
+        history.DeliveryShare("2026-03-01", prior_records=11, superseded=9),
+    ]
+    env = {"PLACELAKE_CLEAN_MAX_SUPERSEDED_SHARE": "0.5", "PLACELAKE_CLEAN_GUARD_MIN_RECORDS": "5"}
+    check_supersede_guard("asc_services", shares[:1], env)  # 20%: an ordinary increment
+    with pytest.raises(SupersedeGuardError, match=r"2026-03-01 would supersede 9 of the 11 records .*82%"):
+        check_supersede_guard("asc_services", shares, env)
+    # Too few earlier records for a share to mean anything.
+    check_supersede_guard("asc_services", shares, {**env, "PLACELAKE_CLEAN_GUARD_MIN_RECORDS": "20"})
+
+
+def test_geography_resolves_terminated_postcodes_and_flags_what_does_not_resolve(spark):
+    events = spark.createDataFrame(
+        [("E1", "LK1 1AA", None), ("E2", "LK9 9ZZ", "event_before_birth"), ("E3", "LK1 2BB", None), ("E4", None, None)],
+        "record_id string, postcode string, clean_flags string",
+    )
+    postcodes = spark.createDataFrame(
+        [("LK1 1AA", "E01000001", "E05000001", 3, False), ("LK1 2BB", "E01000002", "E05000001", 7, True)],
+        "postcode string, lsoa_code string, ward_code string, imd_decile int, terminated boolean",
+    )
+    result = with_geography(events, postcodes).select("record_id", "lsoa_code", "clean_flags")
+    expected = spark.createDataFrame(
+        [
+            ("E1", "E01000001", None),
+            ("E2", None, "event_before_birth;postcode_not_in_directory"),
+            ("E3", "E01000002", "postcode_terminated"),
+            ("E4", None, None),
+        ],
+        "record_id string, lsoa_code string, clean_flags string",
+    )
+    assertDataFrameEqual(result, expected)
+
+
+def test_delivery_metrics_count_fields_outcomes_coverage_and_flags_per_delivery(spark):
+    base = {
+        "service_id": "S1",
+        "client_id": "C1",
+        "surname": "O'Brien",
+        "forename": "Zoë",
+        "dob": "01/02/1940",
+        "gender": "F",
+        "service_type": "HOME_CARE",
+        "start_date": "01/01/2026",
+    }
+    bronze = _bronze(
+        spark,
+        "asc_services",
+        [
+            {**base, "nhs_number": "9990000026"},
+            {**base, "service_id": "S2", "nhs_number": "9990000027", "gender": "Q"},  # fails Modulus 11
+            {**base, "service_id": "S3", "start_date": "31/02/2026"},  # quarantined
+            {**base, "service_id": "S4", "nhs_number": "9990000050", "_delivery": "2026-12-01"},
+        ],
+    )
+    adapted = ADAPTERS["asc_services"](bronze)
+    metrics = {
+        (r.delivery, r.field, r.measure): (r.numerator, r.denominator, r.rate)
+        for r in delivery_metrics(bronze, adapted, "asc_services").collect()
+    }
+    nov = "2026-11-01"
+    assert metrics[(nov, "nhs_number", "completeness")] == (2, 3, 0.6667)
+    assert metrics[(nov, "nhs_number", "validity")] == (1, 2, 0.5)
+    assert metrics[(nov, "_row", "nhs_number_coverage")] == (1, 3, 0.3333)
+    assert metrics[(nov, "_row", "accepted")] == (2, 3, 0.6667)
+    assert metrics[(nov, "_row", "quarantined")] == (1, 3, 0.3333)
+    assert metrics[(nov, "_row", "flag:unknown_code:sex")] == (1, 3, 0.3333)
+    assert metrics[(nov, "gender", "validity")] == (2, 3, 0.6667)
+    assert metrics[("2026-12-01", "_row", "nhs_number_coverage")] == (1, 1, 1.0)
+    assert ("2026-12-01", "_row", "flag:unknown_code:sex") not in metrics
+
+
+def test_the_build_dag_takes_a_rebuild_source_and_date():
+    import importlib.util
+
+    from jobs.config import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("placelake_dag_for_clean_test", REPO_ROOT / "dags" / "placelake.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    params = module.placelake_dag.params
+    # Unset by default: a scheduled run cleans incrementally.
+    assert (params["rebuild_source"], params["rebuild_from"]) == (None, None)

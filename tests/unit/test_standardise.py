@@ -125,3 +125,95 @@ def test_phonetic_key_ignores_punctuation_and_groups_similar_spellings(spark):
     assert keys[2] == keys[3] == "S530"
     assert keys[4] == "J520"
     assert keys[5] is None and keys[6] is None
+
+
+def test_name_normalises_unicode_and_drops_titles_suffixes_and_stray_punctuation(spark):
+    raw = spark.createDataFrame(
+        [
+            ("Zoe\u0308",),  # e + combining diaeresis: the same name as the one-character ë
+            ("Mr. John",),
+            ("DR  PROF  Ann",),
+            ("Smith Jr.",),
+            ("Henry VIII",),  # only listed suffixes go: VIII stays
+            ("Robert Brown III",),
+            ("O\u2019Brien",),  # a curly apostrophe
+            ("Smith \u2013 Jones",),  # an en dash between spaces
+            ("Dr",),  # a title alone is left as delivered
+            ("Mrs",),
+            ("Ann3 Marie.",),
+            ("'-",),
+            ("\uff2a\uff4f",),  # full-width letters
+            (None,),
+        ],
+        "raw string",
+    )
+    result = raw.select("raw", std.name(F.col("raw")).alias("name"))
+    expected = spark.createDataFrame(
+        [
+            ("Zoe\u0308", "ZOË"),
+            ("Mr. John", "JOHN"),
+            ("DR  PROF  Ann", "ANN"),
+            ("Smith Jr.", "SMITH"),
+            ("Henry VIII", "HENRY VIII"),
+            ("Robert Brown III", "ROBERT BROWN"),
+            ("O\u2019Brien", "O'BRIEN"),
+            ("Smith \u2013 Jones", "SMITH-JONES"),
+            ("Dr", "DR"),
+            ("Mrs", "MRS"),
+            ("Ann3 Marie.", "ANN MARIE"),
+            ("'-", None),
+            ("\uff2a\uff4f", "JO"),
+            (None, None),
+        ],
+        "raw string, name string",
+    )
+    assertDataFrameEqual(result, expected)
+
+
+def test_phonetic_key_folds_accents_so_accented_and_plain_spellings_meet(spark):
+    raw = spark.createDataFrame([("SEÁN",), ("SEAN",), ("ZOË",), ("ZOE",), ("ØSTBY",), ("OSTBY",)], "name string")
+    keys = [r["key"] for r in raw.select(std.phonetic_key(F.col("name")).alias("key")).collect()]
+    assert keys == ["S500", "S500", "Z000", "Z000", "O231", "O231"]
+
+
+def test_sex_maps_both_code_systems_and_unknown_codes_to_u(spark):
+    raw = spark.createDataFrame([("1",), ("2",), ("9",), ("x",), (" f ",), ("7",), (None,)], "raw string")
+    result = raw.select(
+        "raw",
+        std.sex(F.col("raw"), "nhs_stated_gender").alias("nhs"),
+        std.sex(F.col("raw"), "letters").alias("letters"),
+    )
+    expected = spark.createDataFrame(
+        [
+            ("1", "M", "U"),
+            ("2", "F", "U"),
+            ("9", "U", "U"),
+            ("x", "U", "U"),
+            (" f ", "U", "F"),
+            ("7", "U", "U"),
+            (None, "U", "U"),
+        ],
+        "raw string, nhs string, letters string",
+    )
+    assertDataFrameEqual(result, expected)
+
+
+def test_future_and_before_birth_dates_are_flagged_never_null(spark):
+    rows = spark.createDataFrame(
+        [
+            (date(2026, 12, 1), date(1950, 1, 1), date(2026, 11, 1)),  # after its delivery
+            (date(1949, 6, 1), date(1950, 1, 1), date(2026, 11, 1)),  # before birth
+            (date(2026, 11, 1), date(2026, 11, 1), date(2026, 11, 1)),  # born and seen on the delivery day
+            (date(2026, 1, 1), None, None),
+        ],
+        "day date, dob date, delivered date",
+    )
+    result = rows.select(
+        std.flag_list(
+            {
+                "future": std.is_future(F.col("day"), F.col("delivered")),
+                "before_birth": std.is_before_birth(F.col("day"), F.col("dob")),
+            }
+        ).alias("flags")
+    )
+    assert [r.flags for r in result.collect()] == ["future", "before_birth", None, None]
