@@ -9,7 +9,8 @@ statements only. Tables are discovered from the lake, never listed here.
 ``--as-of`` reproduces an earlier published state. ``gate.publish`` records
 the run id in each commit's userMetadata; a run that left a table unchanged
 made no commit to it, so a run's state is "every gold table at its newest
-commit made no later than that run's publish".
+commit made no later than that run's publish" (or, for a run that changed no
+table at all, no later than its gate, from ops/dq_results).
 """
 
 from __future__ import annotations
@@ -94,6 +95,23 @@ def _history(spark: SparkSession, path: str) -> list:
     return DeltaTable.forPath(spark, path).history().select("version", "timestamp", "userMetadata").collect()
 
 
+def _gate_time(spark: SparkSession, settings: Settings, run_id: str):
+    """When a run gated gold (ops/dq_results), for a run that published no change at all.
+
+    Nothing it published differs from what was there, so the state at its gate is the state it left.
+    """
+    path = settings.table("ops", "dq_results")
+    if not lake.table_exists(spark, path):
+        return None
+    row = (
+        lake.read(spark, path)
+        .where((F.col("run_id") == run_id) & (F.col("layer") == "gold"))
+        .agg(F.max("validated_at").alias("at"))
+        .first()
+    )
+    return row.at if row else None
+
+
 def resolve_as_of(spark: SparkSession, settings: Settings, as_of: str | None) -> GoldState:
     """The gold state to read: the latest, a Delta version, or the state a run published.
 
@@ -115,11 +133,11 @@ def resolve_as_of(spark: SparkSession, settings: Settings, as_of: str | None) ->
             raise AccessError(f"no gold table has version {wanted} (newest version: {newest})")
         return GoldState(versions, as_of)
     tagged = [r.timestamp for h in histories.values() for r in h if _run_of(r.userMetadata) == as_of]
-    if not tagged:
+    published_at = max(tagged) if tagged else _gate_time(spark, settings, as_of)
+    if published_at is None:
         runs = sorted({run for h in histories.values() for r in h if (run := _run_of(r.userMetadata))})
         known = ", ".join(runs[-5:]) if runs else "none recorded"
-        raise AccessError(f"unknown run id {as_of!r}: no gold table was published by it (recent runs: {known})")
-    published_at = max(tagged)
+        raise AccessError(f"unknown run id {as_of!r}: it neither published gold nor gated it (recent runs: {known})")
     versions = {}
     for name, history in histories.items():
         before = [r.version for r in history if r.timestamp <= published_at]
@@ -185,7 +203,8 @@ def check_read_only(spark: SparkSession, statement: str) -> None:
         raise AccessError(f"only queries are allowed here: this statement writes ({', '.join(writes)})")
 
 
-_RELATION = re.compile(r"'UnresolvedRelation \[([^\]]*)\]")
+# A table read (UnresolvedRelation) or named by a statement (UnresolvedIdentifier, e.g. DROP VIEW).
+_RELATION = re.compile(r"'Unresolved(?:Relation|Identifier|TableOrView) \[([^\]]*)\]")
 
 
 def referenced_tables(spark: SparkSession, statement: str, known: list[str]) -> list[str]:
