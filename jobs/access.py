@@ -178,6 +178,12 @@ def analyst_session(spark: SparkSession, settings: Settings, as_of: str | None =
     return state
 
 
+def end_analyst_session(spark: SparkSession) -> None:
+    """Give an in-process caller (a test, a notebook) its session back as it was: paths on, default database."""
+    spark.conf.unset("spark.sql.runSQLOnFiles")
+    spark.sql("USE default")
+
+
 def _parsed_plan(spark: SparkSession, statement: str):
     return spark._jsparkSession.sessionState().sqlParser().parsePlan(statement)
 

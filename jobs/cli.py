@@ -265,7 +265,7 @@ def print_rejected(rejected) -> None:
 
 def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
     """Gold only, read-only, audited: the logic lives in jobs.access and jobs.sqlshell."""
-    from jobs.access import AccessError, analyst_session
+    from jobs.access import AccessError, analyst_session, end_analyst_session
     from jobs.spark import get_spark
     from jobs.sqlshell import Shell, quiet_spark_errors, repl
 
@@ -277,11 +277,14 @@ def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
     except AccessError as exc:
         print(f"placelake sql: {exc}", file=sys.stderr)
         return 2
-    shell = Shell(spark, settings, state, fmt=args.format, limit=args.limit)
-    if args.query is None:
-        return repl(shell, sys.stdin, interactive=sys.stdin.isatty())
-    query = args.query if args.query != "-" else sys.stdin.read()
-    return 0 if shell.run_and_print(query.strip().rstrip(";")) else 1
+    try:
+        shell = Shell(spark, settings, state, fmt=args.format, limit=args.limit)
+        if args.query is None:
+            return repl(shell, sys.stdin, interactive=sys.stdin.isatty())
+        query = args.query if args.query != "-" else sys.stdin.read()
+        return 0 if shell.run_and_print(query.strip().rstrip(";")) else 1
+    finally:
+        end_analyst_session(spark)
 
 
 def cmd_dictionary(args: argparse.Namespace, settings: Settings) -> int:

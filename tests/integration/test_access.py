@@ -80,9 +80,9 @@ def analyst(spark, gold_lake, monkeypatch):
     # get_spark applies these to the shared test session: keep them as the test fixture set them.
     monkeypatch.setenv("PLACELAKE_SHUFFLE_PARTITIONS", "1")
     yield gold_lake
-    # The analyst session locks path queries and switches database: give the shared session back.
-    spark.conf.set("spark.sql.runSQLOnFiles", "true")
-    spark.sql("USE default")
+    # `placelake sql` hands the shared session back as it found it.
+    assert spark.conf.get("spark.sql.runSQLOnFiles") == "true"
+    assert spark.catalog.currentDatabase() == "default"
 
 
 def _sql(capsys, monkeypatch, *argv, stdin: str | None = None) -> tuple[int, str, str]:
