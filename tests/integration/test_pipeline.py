@@ -254,8 +254,9 @@ def test_report_renders_offline_in_a_real_browser(pipeline_run, settings):
     assert chromium, "make test installs Debian's chromium; run the suite through make"
     report = Path(settings.reports, "quality.html")
     page = report.read_text(encoding="utf-8")
-    # Offline: nothing to fetch, only in-page anchors.
-    assert re.findall(r"""(?:src|href)=["'](?!#)([^"']+)""", page) == []
+    # Offline: nothing to fetch, only in-page anchors and the data dictionary written beside it.
+    assert re.findall(r"""(?:src|href)=["'](?!#)([^"']+)""", page) == ["dictionary.html"]
+    assert Path(settings.reports, "dictionary.html").exists()
 
     artifacts = REPO_ROOT / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
