@@ -12,7 +12,7 @@ VENV_STAMP := $(VENV)/.installed
 # kept under PLACELAKE_HOME (git-ignored). Real places set PLACELAKE_PSEUDONYM_KEY.
 DEV_KEY := $(PLACELAKE_HOME)/.pseudonym_key
 
-.PHONY: help setup browser run test test-cluster test-unit report lint clean distclean
+.PHONY: help setup browser run test test-cluster test-unit report serve-sql lint clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -52,6 +52,10 @@ test-unit: setup ## unit tests only (no end-to-end run)
 
 report: setup ## rewrite the quality report for the latest run and open it
 	$(BIN)/placelake report --open
+
+# BI tools connect to jdbc:hive2://<host>:<port>/gold (gold tables only; see README "For analysts").
+serve-sql: setup ## the Spark Thrift (JDBC/ODBC) server over gold (env PLACELAKE_SQL_HOST, PLACELAKE_SQL_PORT; default 127.0.0.1:10000)
+	$(BIN)/python -m jobs.thrift
 
 lint: setup ## ruff, including Airflow's AIR rules
 	$(BIN)/ruff check jobs dags tests bench

@@ -1,4 +1,4 @@
-"""The placelake command line: setup, generate, run, status, sql, report.
+"""The placelake command line: setup, generate, run, status, sql, dictionary, report.
 
 `make run` is a thin wrapper over `placelake run`.
 """
@@ -294,26 +294,34 @@ def print_rejected(rejected) -> None:
 
 
 def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
-    from jobs import lake
+    """Gold only, read-only, audited: the logic lives in jobs.access and jobs.sqlshell."""
+    from jobs.access import AccessError, analyst_session, end_analyst_session
     from jobs.spark import get_spark
+    from jobs.sqlshell import Shell, quiet_spark_errors, repl
 
     spark = get_spark(settings)
-    # Analysts see gold only: silver and bronze hold direct identifiers.
-    tables = lake.table_paths(settings, "gold")
-    if not tables:
-        print("no published gold tables yet: run `placelake run` first", file=sys.stderr)
-        return 1
-    for name, path in tables.items():
-        lake.read(spark, path).createOrReplaceTempView(name)
-    query = args.query if args.query != "-" else sys.stdin.read()
-    result = spark.sql(query)
-    rows = result.limit(args.limit + 1).collect()
-    columns = result.columns
-    print("\t".join(columns))
-    for row in rows[: args.limit]:
-        print("\t".join("" if v is None else str(v) for v in row))
-    if len(rows) > args.limit:
-        print(f"... more rows than --limit {args.limit}", file=sys.stderr)
+    if not args.verbose:
+        quiet_spark_errors()
+    try:
+        state = analyst_session(spark, settings, args.as_of)
+    except AccessError as exc:
+        print(f"placelake sql: {exc}", file=sys.stderr)
+        return 2
+    try:
+        shell = Shell(spark, settings, state, fmt=args.format, limit=args.limit)
+        if args.query is None:
+            return repl(shell, sys.stdin, interactive=sys.stdin.isatty())
+        query = args.query if args.query != "-" else sys.stdin.read()
+        return 0 if shell.run_and_print(query.strip().rstrip(";")) else 1
+    finally:
+        end_analyst_session(spark)
+
+
+def cmd_dictionary(args: argparse.Namespace, settings: Settings) -> int:
+    from jobs.dictionary import write_dictionary
+
+    for path in write_dictionary(settings):
+        print(path)
     return 0
 
 
@@ -403,10 +411,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("sql", help="run a Spark SQL query over the published gold tables")
-    p.add_argument("query", help="the query, or - to read it from stdin; tables: person, care_event, place_month")
-    p.add_argument("--limit", type=int, default=100, help="rows to print at most (default 100)")
+    p = sub.add_parser("sql", help="query the published gold tables (gold.person, ...); no query: an interactive shell")
+    p.add_argument(
+        "query", nargs="?", help="the query, or - to read it from stdin; omit it for a shell (statements end in ;)"
+    )
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table", help="output format (default table)")
+    p.add_argument("--limit", type=int, default=100, help="rows to print at most, 0 for all (default 100)")
+    p.add_argument("--as-of", metavar="RUN_ID|VERSION", help="read gold as a run published it, or at a Delta version")
     p.set_defaults(func=cmd_sql)
+
+    p = sub.add_parser("dictionary", help="write the data dictionary (reports/dictionary.html and .md)")
+    p.set_defaults(func=cmd_dictionary)
 
     p = sub.add_parser("report", help="(re)write the quality report for a run (default: the latest)")
     p.add_argument("--run-id", help="the run to report on")

@@ -32,6 +32,8 @@ from jobs.contracts import Contract, gold_contracts, source_contracts, table_con
 log = logging.getLogger(__name__)
 
 SEVERITIES = ("warn", "drop", "fail")
+# Delta copies this session setting into the commit's userMetadata.
+_COMMIT_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
 # Counts only: no partial_unexpected_list, no unexpected index, no sample rows.
 RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 0, "include_unexpected_rows": False}
 
@@ -398,11 +400,16 @@ def content_fingerprint(df: DataFrame) -> tuple[int, int]:
     return int(first["n"]), int(first["h"] or 0)
 
 
-def publish(spark: SparkSession, settings: Settings, table: str) -> int | None:
+def publish(spark: SparkSession, settings: Settings, table: str, run_id: str | None = None) -> int | None:
     """Copy staging to gold in one Delta commit; readers see the old or the new version, never half.
 
     Returns the gold version, without a new commit when the content is unchanged.
+    The commit's userMetadata names the run (from Airflow's task context unless
+    given), so `placelake sql --as-of <run id>` can find the state it published.
     """
+    from jobs.access import publish_metadata
+
+    run_id = run_id or os.environ.get("AIRFLOW_CTX_DAG_RUN_ID")
     staged = lake.read(spark, settings.table("staging/gold", table))
     gold_path = settings.table("gold", table)
     if lake.table_exists(spark, gold_path) and content_fingerprint(lake.read(spark, gold_path)) == content_fingerprint(
@@ -410,7 +417,13 @@ def publish(spark: SparkSession, settings: Settings, table: str) -> int | None:
     ):
         log.info("gold.%s unchanged: stays at version %s", table, lake.version(spark, gold_path))
         return lake.version(spark, gold_path)
-    lake.replace(staged, gold_path)
+    metadata = publish_metadata(run_id)
+    if metadata:
+        spark.conf.set(_COMMIT_METADATA, metadata)
+    try:
+        lake.replace(staged, gold_path)
+    finally:
+        spark.conf.unset(_COMMIT_METADATA)
     return lake.version(spark, gold_path)
 
 

@@ -12,7 +12,7 @@ from functools import cache
 
 from pyspark.sql import SparkSession
 
-from jobs import clean, curate, gate, land, link, report, scorecard
+from jobs import clean, curate, dictionary, gate, land, link, report, scorecard
 from jobs.config import Settings
 from jobs.contracts import source_contract
 from jobs.spark import get_spark
@@ -71,4 +71,5 @@ def run_publish() -> dict:
 
 def run_report(run_id: str) -> str:
     scorecard.build_scorecard(session(), settings(), run_id=run_id)
+    dictionary.write_dictionary(settings())  # beside the report, which links to it
     return report.write_report(session(), settings(), run_id=run_id)

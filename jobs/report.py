@@ -350,7 +350,8 @@ def build_report(spark: SparkSession, settings: Settings, run_id: str) -> str:
         f"generated {generated}. Counts, rates and rule names only: no patient-level values appear here.</p>"
         f"<p id='verdict' class='verdict {verdict[0]}'>{verdict[1]}</p>"
         "<nav><a href='#gates'>Gates</a><a href='#scorecard'>Scorecard</a><a href='#files'>Files</a>"
-        "<a href='#quarantine'>Quarantine</a><a href='#linkage'>Linkage</a><a href='#gold'>Gold</a></nav>"
+        "<a href='#quarantine'>Quarantine</a><a href='#linkage'>Linkage</a><a href='#gold'>Gold</a>"
+        "<a id='dictionary' href='dictionary.html'>Data dictionary</a></nav>"
         + gates
         + _scorecard_section(spark, settings, run_id)
         + _landing_section(spark, settings)
