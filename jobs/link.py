@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -186,6 +187,7 @@ def link_records(
     previous: (source, record_id, person_id, identity_id, method, match_probability) of the last run.
     Incremental when there is a previous linkage and model and the new identities are few enough.
     """
+    started = time.monotonic()
     record_ids = feat.record_identities(records).persist()
     nodes = feat.identities(records).persist()
     features = feat.identity_features(nodes, config.nicknames).persist()
@@ -242,7 +244,8 @@ def link_records(
         graph_edges = membership.unionByName(touching_new).unionByName(
             scored.where(F.col("match_probability") >= config.match_threshold)
         )
-    clusters = model.connected_components(spark, graph_nodes, graph_edges, checkpoint_dir)
+    log.info("%s link: %d identities (%d new) scored in %.0fs", mode, n_nodes, n_new, time.monotonic() - started)
+    clusters = model.connected_components(spark, graph_nodes, graph_edges, checkpoint_dir, config)
     clustered = record_ids.join(
         clusters.select(F.col("unique_id").alias("identity_id"), "cluster_id"), on="identity_id", how="inner"
     )

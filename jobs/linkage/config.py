@@ -18,6 +18,8 @@ class LinkageConfig:
     u_max_pairs: int
     seed: int
     prior_recall: float
+    max_iterations: int
+    break_lineage: str
     blocking_rules: tuple[tuple[str, ...], ...]
     training_blocking_rules: tuple[tuple[str, ...], ...]
     max_new_fraction: float
@@ -34,6 +36,8 @@ class LinkageConfig:
             u_max_pairs=int(prob["u_max_pairs"]),
             seed=int(prob["seed"]),
             prior_recall=float(prob["prior_recall"]),
+            max_iterations=int(prob["max_iterations"]),
+            break_lineage=str(prob["break_lineage"]),
             blocking_rules=tuple(tuple(r) for r in prob["blocking_rules"]),
             training_blocking_rules=tuple(tuple(r) for r in prob["training_blocking_rules"]),
             max_new_fraction=float(raw["incremental"]["max_new_fraction"]),

@@ -14,6 +14,7 @@ import logging
 from datetime import datetime
 from pathlib import Path
 
+import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -30,17 +31,6 @@ _SIZE_BUCKETS = [(1, "1"), (2, "2"), (5, "3-5"), (10, "6-10"), (50, "11-50")]
 _ETHNIC_GROUPS = {"A": "Asian", "B": "Black", "C": "Mixed", "D": "White", "E": "Other", "Z": "Not stated"}
 
 
-def _pairs(n: F.Column) -> F.Column:
-    return n * (n - 1) / 2
-
-
-def size_bucket(size: F.Column) -> F.Column:
-    expr = F.when(size <= 0, F.lit("0"))
-    for upper, label in _SIZE_BUCKETS:
-        expr = expr.when(size <= upper, F.lit(label))
-    return expr.otherwise(F.lit("51+"))
-
-
 def age_band(birth_year: F.Column, year: int) -> F.Column:
     age = F.lit(year) - birth_year
     return (
@@ -53,39 +43,24 @@ def age_band(birth_year: F.Column, year: int) -> F.Column:
     )
 
 
-def pairwise_counts(units: DataFrame, group: str) -> DataFrame:
-    """Units (person_id, truth_id, group column) -> (grp, tp, predicted, actual) pair counts.
+def _pairs(n):
+    return n * (n - 1) / 2
+
+
+def pairwise_counts(units: pd.DataFrame, group: str) -> pd.DataFrame:
+    """Units (person_id, truth_id, group column, n units) -> per group: tp, predicted, actual pair counts.
 
     A pair is two units. tp: pairs in one person that truly are one person.
     predicted: linked pairs with at least one unit in the group (a false match
     with someone outside the group counts against the group). actual: true
     pairs of the group's people. Sums, never samples.
     """
-    tp = (
-        units.groupBy("person_id", "truth_id", group)
-        .agg(F.count("*").alias("n"))
-        .groupBy(group)
-        .agg(F.sum(_pairs(F.col("n"))).alias("tp"))
-    )
-    actual = (
-        units.groupBy("truth_id", group)
-        .agg(F.count("*").alias("n"))
-        .groupBy(group)
-        .agg(F.sum(_pairs(F.col("n"))).alias("actual"))
-    )
-    in_person = units.groupBy("person_id").agg(F.count("*").alias("size"))
-    per_group = units.groupBy("person_id", group).agg(F.count("*").alias("n_g"))
-    predicted = (
-        per_group.join(in_person, on="person_id", how="inner")
-        .groupBy(group)
-        .agg(F.sum(_pairs(F.col("size")) - _pairs(F.col("size") - F.col("n_g"))).alias("predicted"))
-    )
-    return (
-        tp.join(predicted, on=group, how="full")
-        .join(actual, on=group, how="full")
-        .select(F.col(group).cast("string").alias("grp"), "tp", "predicted", "actual")
-        .fillna(0.0)
-    )
+    tp = units.groupby(["person_id", "truth_id", group])["n"].sum().pipe(_pairs).groupby(group).sum()
+    actual = units.groupby(["truth_id", group])["n"].sum().pipe(_pairs).groupby(group).sum()
+    size = units.groupby("person_id")["n"].sum().rename("size")
+    n_g = units.groupby(["person_id", group])["n"].sum().rename("n_g").reset_index().join(size, on="person_id")
+    predicted = (_pairs(n_g["size"]) - _pairs(n_g["size"] - n_g["n_g"])).groupby(n_g[group]).sum()
+    return pd.DataFrame({"tp": tp, "predicted": predicted, "actual": actual}).fillna(0.0)
 
 
 def truth_accuracy(links: DataFrame, truth_records: DataFrame, truth_people: DataFrame, year: int) -> list[tuple]:
@@ -96,87 +71,97 @@ def truth_accuracy(links: DataFrame, truth_records: DataFrame, truth_people: Dat
     """
     people = truth_people.select(
         "truth_id",
-        F.col("sex"),
+        F.coalesce("sex", F.lit("unknown")).alias("sex"),
         age_band(F.col("birth_year").cast("int"), year).alias("age_band"),
         F.coalesce(
             F.create_map(*[F.lit(x) for kv in _ETHNIC_GROUPS.items() for x in kv])[F.substring("ethnic_code", 1, 1)],
             F.lit("unknown"),
         ).alias("ethnic_group"),
     )
-    records = links.join(truth_records.select("source", "record_id", "truth_id"), ["source", "record_id"], "inner")
-    records = records.join(people, on="truth_id", how="left").withColumn("all", F.lit("all")).persist()
+    dims = ["sex", "age_band", "ethnic_group"]
+    counts = (
+        links.join(truth_records.select("source", "record_id", "truth_id"), ["source", "record_id"], "inner")
+        .join(people, on="truth_id", how="left")
+        .fillna("unknown", subset=dims)
+        .groupBy("person_id", "truth_id", *dims)
+        .agg(F.count("*").alias("records"), F.countDistinct("source", "identity_id").alias("identities"))
+        .toPandas()
+    )
+    counts["all"] = "all"
     rows: list[tuple] = []
-    try:
-        units = {
-            "identities": records.select(
-                "person_id", "truth_id", "source", "identity_id", "all", "sex", "age_band", "ethnic_group"
-            ).distinct(),
-            "records": records,
-        }
-        for unit, frame in units.items():
-            for dimension in ("all", "age_band", "sex", "ethnic_group"):
-                for r in pairwise_counts(frame, dimension).collect():
-                    precision = r.tp / r.predicted if r.predicted else 1.0
-                    recall = r.tp / r.actual if r.actual else 1.0
-                    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-                    rows += [
-                        (f"{unit}_pairwise_precision", dimension, r.grp, precision, r.tp, r.predicted),
-                        (f"{unit}_pairwise_recall", dimension, r.grp, recall, r.tp, r.actual),
-                        (f"{unit}_pairwise_f1", dimension, r.grp, f1, None, None),
-                    ]
-    finally:
-        records.unpersist()
+    for unit in ("identities", "records"):
+        units = counts.rename(columns={unit: "n"})
+        for dimension in ("all", *dims):
+            for grp, r in pairwise_counts(units, dimension).iterrows():
+                precision = r.tp / r.predicted if r.predicted else 1.0
+                recall = r.tp / r.actual if r.actual else 1.0
+                f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+                rows += [
+                    (f"{unit}_pairwise_precision", dimension, str(grp), precision, r.tp, r.predicted),
+                    (f"{unit}_pairwise_recall", dimension, str(grp), recall, r.tp, r.actual),
+                    (f"{unit}_pairwise_f1", dimension, str(grp), f1, None, None),
+                ]
     return rows
 
 
 def run_metrics(links: DataFrame, scored: DataFrame, threshold: float) -> list[tuple]:
     """(metric, dimension, grp, value, numerator, denominator) rows measurable without truth."""
+    per_person = (
+        links.groupBy("person_id", "source", "method")
+        .agg(F.count("*").alias("records"), F.countDistinct("identity_id").alias("identities"))
+        .toPandas()
+    )
     rows: list[tuple] = []
-    sources_per_person = links.groupBy("person_id").agg(
-        F.countDistinct("source").alias("sources"), F.countDistinct("source", "identity_id").alias("identities")
-    )
-    per_source = (
-        links.join(sources_per_person, on="person_id", how="inner")
-        .groupBy("source")
-        .agg(F.count("*").alias("records"), F.count_if(F.col("sources") > 1).alias("linked"))
-        .collect()
-    )
-    for r in per_source:
-        rows.append(("link_rate", "source", r.source, r.linked / r.records, float(r.linked), float(r.records)))
-    total = sum(r.records for r in per_source)
-    persons = sources_per_person.count()
-    rows += [("records", "all", "all", float(total), None, None), ("persons", "all", "all", float(persons), None, None)]
-    for r in sources_per_person.groupBy(size_bucket(F.col("identities")).alias("b")).count().collect():
-        rows.append(("cluster_size_identities", "persons", r.b, float(r["count"]), float(r["count"]), float(persons)))
-    for r in links.groupBy("method").count().collect():
-        rows.append(("method_share", "method", r.method, r["count"] / total, float(r["count"]), float(total)))
+    sources = per_person.groupby("person_id")["source"].nunique().rename("sources")
+    per_source = per_person.join(sources, on="person_id")
+    per_source["linked"] = per_source["records"].where(per_source["sources"] > 1, 0)
+    for source, r in per_source.groupby("source")[["records", "linked"]].sum().iterrows():
+        rows.append(("link_rate", "source", source, r.linked / r.records, float(r.linked), float(r.records)))
+    total = float(per_person["records"].sum())
+    persons = float(per_person["person_id"].nunique())
+    rows += [("records", "all", "all", total, None, None), ("persons", "all", "all", persons, None, None)]
+    identities = per_person.groupby("person_id")["identities"].sum()
+    for bucket, n in identities.map(_bucket).value_counts().sort_index().items():
+        rows.append(("cluster_size_identities", "persons", bucket, float(n), float(n), persons))
+    for method, n in per_person.groupby("method")["records"].sum().items():
+        rows.append(("method_share", "method", method, n / total, float(n), total))
     # The model's own expectation: an accepted pair at p is a false match with probability 1 - p;
     # a pair we declined at p (and that did not end up together anyway) is a missed match with probability p.
-    person_of = links.select(F.col("identity_id"), "person_id").distinct()
+    person_of = links.select("identity_id", "person_id").distinct()
+    p = F.col("match_probability")
+    accepted = p >= threshold
     pairs = (
         scored.join(person_of.toDF("unique_id_l", "person_l"), "unique_id_l", "left")
         .join(person_of.toDF("unique_id_r", "person_r"), "unique_id_r", "left")
         .agg(
-            F.sum(F.when(F.col("match_probability") >= threshold, 1 - F.col("match_probability"))).alias("false"),
-            F.count_if(F.col("match_probability") >= threshold).alias("accepted"),
-            F.sum(
-                F.when(
-                    (F.col("match_probability") < threshold) & (F.col("person_l") != F.col("person_r")),
-                    F.col("match_probability"),
-                )
-            ).alias("missed"),
-            F.sum(F.when(F.col("match_probability") >= threshold, F.col("match_probability"))).alias("true_accepted"),
+            F.sum(F.when(accepted, 1 - p)).alias("false"),
+            F.count_if(accepted).alias("accepted"),
+            F.sum(F.when(~accepted & (F.col("person_l") != F.col("person_r")), p)).alias("missed"),
+            F.sum(F.when(accepted, p)).alias("true_accepted"),
         )
         .first()
     )
-    false, accepted = pairs["false"] or 0.0, pairs["accepted"] or 0
-    missed, true_accepted = pairs["missed"] or 0.0, pairs["true_accepted"] or 0.0
+    false, n_accepted = pairs["false"] or 0.0, pairs["accepted"] or 0
+    missed, found = pairs["missed"] or 0.0, (pairs["true_accepted"] or 0.0) + (pairs["missed"] or 0.0)
     rows.append(
-        ("est_false_match_rate", "scored_pairs", "all", false / accepted if accepted else 0.0, false, float(accepted))
+        (
+            "est_false_match_rate",
+            "scored_pairs",
+            "all",
+            false / n_accepted if n_accepted else 0.0,
+            false,
+            float(n_accepted),
+        )
     )
-    found = true_accepted + missed
     rows.append(("est_missed_match_rate", "scored_pairs", "all", missed / found if found else 0.0, missed, found))
     return rows
+
+
+def _bucket(size: int) -> str:
+    for upper, label in _SIZE_BUCKETS:
+        if size <= upper:
+            return label
+    return "51+"
 
 
 def _truth(spark: SparkSession, settings: Settings, name: str) -> DataFrame | None:

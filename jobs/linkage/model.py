@@ -124,15 +124,16 @@ def splink_settings(config: LinkageConfig, available: set[str] | None = None):
         blocking_rules_to_generate_predictions=[_block(r) for r in rules],
         retain_matching_columns=False,
         retain_intermediate_calculation_columns=False,
+        max_iterations=config.max_iterations,
     )
 
 
-def spark_api(spark: SparkSession, checkpoint_dir: str):
-    """Splink's Spark backend; intermediate tables go to parquet under checkpoint_dir, not to memory."""
+def spark_api(spark: SparkSession, checkpoint_dir: str, break_lineage: str):
+    """Splink's Spark backend; intermediate tables persisted in memory, or as parquet under checkpoint_dir."""
     from splink.backends.spark import SparkAPI
 
     spark.sparkContext.setCheckpointDir(checkpoint_dir)
-    return SparkAPI(spark_session=spark, break_lineage_method="parquet")
+    return SparkAPI(spark_session=spark, break_lineage_method=break_lineage)
 
 
 def train(linker, config: LinkageConfig, features: set[str]) -> None:
@@ -156,7 +157,7 @@ def train_and_predict(
     """
     from splink import Linker
 
-    db_api = spark_api(spark, checkpoint_dir)
+    db_api = spark_api(spark, checkpoint_dir, config.break_lineage)
     linker = Linker(db_api.register(features), splink_settings(config, available), log_level=logging.WARNING)
     train(linker, config, available)
     predictions = linker.inference.predict(threshold_match_probability=config.review_floor)
@@ -178,7 +179,7 @@ def predict_new(
     """
     from splink import Linker
 
-    db_api = spark_api(spark, checkpoint_dir)
+    db_api = spark_api(spark, checkpoint_dir, config.break_lineage)
     linker = Linker(db_api.register(features), model, log_level=logging.WARNING)
     for column in TF_COLUMNS:
         if f"{column}_l" in json.dumps(model):
@@ -199,11 +200,13 @@ def predict_new(
     )
 
 
-def connected_components(spark: SparkSession, nodes: DataFrame, edges: DataFrame, checkpoint_dir: str) -> DataFrame:
+def connected_components(
+    spark: SparkSession, nodes: DataFrame, edges: DataFrame, checkpoint_dir: str, config: LinkageConfig
+) -> DataFrame:
     """(unique_id) nodes and (unique_id_l, unique_id_r) edges -> (unique_id, cluster_id), by Splink."""
     from splink.clustering import cluster_pairwise_predictions_at_threshold
 
-    db_api = spark_api(spark, checkpoint_dir)
+    db_api = spark_api(spark, checkpoint_dir, config.break_lineage)
     clusters = cluster_pairwise_predictions_at_threshold(
         nodes.select("unique_id"),
         edges.select("unique_id_l", "unique_id_r", F.lit(1.0).alias("match_probability")),
