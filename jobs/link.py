@@ -215,8 +215,11 @@ def link_records(
         else:
             scored, used_model = empty_edges, previous_model
         scored = scored.persist()
-        graph_nodes = features.select("unique_id")
         graph_edges = nhs_edges.unionByName(scored.where(F.col("match_probability") >= config.match_threshold))
+        clusters = model.connected_components(spark, features.select("unique_id"), graph_edges, checkpoint_dir, config)
+        clustered = record_ids.join(
+            clusters.select(F.col("unique_id").alias("identity_id"), "cluster_id"), on="identity_id", how="inner"
+        )
     else:
         used_model = previous_model
         scored = (
@@ -224,30 +227,15 @@ def link_records(
             if n_new
             else empty_edges
         ).persist()
-        # Existing records hold on to their person through a pseudo-node per previous person_id.
-        membership = (
-            record_ids.join(
-                previous.select("source", "record_id", "person_id"), on=["source", "record_id"], how="inner"
-            )
-            .select(
-                F.col("identity_id").alias("unique_id_l"), F.concat(F.lit("person:"), "person_id").alias("unique_id_r")
-            )
-            .distinct()
-            .withColumn("match_probability", F.lit(1.0))
+        clustered = _incremental_clusters(
+            spark, record_ids, previous, new_ids, nhs_edges, scored, config, checkpoint_dir
         )
-        touching_new = nhs_edges.join(
-            new_ids.withColumnRenamed("unique_id", "unique_id_l"), "unique_id_l", "left_semi"
-        ).unionByName(nhs_edges.join(new_ids.withColumnRenamed("unique_id", "unique_id_r"), "unique_id_r", "left_semi"))
-        graph_nodes = features.select("unique_id").unionByName(
-            membership.select(F.col("unique_id_r").alias("unique_id")).distinct()
-        )
-        graph_edges = membership.unionByName(touching_new).unionByName(
-            scored.where(F.col("match_probability") >= config.match_threshold)
-        )
-    log.info("%s link: %d identities (%d new) scored in %.0fs", mode, n_nodes, n_new, time.monotonic() - started)
-    clusters = model.connected_components(spark, graph_nodes, graph_edges, checkpoint_dir, config)
-    clustered = record_ids.join(
-        clusters.select(F.col("unique_id").alias("identity_id"), "cluster_id"), on="identity_id", how="inner"
+    log.info(
+        "%s link: %d identities (%d new) scored and clustered in %.0fs",
+        mode,
+        n_nodes,
+        n_new,
+        time.monotonic() - started,
     )
     assigned = ids.assign_person_ids(clustered, previous, run_id)
     methods = node_methods(nodes, nhs, scored, config.match_threshold)
@@ -273,6 +261,63 @@ def link_records(
     for frame in (record_ids, nodes, features):
         frame.unpersist()
     return Linked(links, scored, mode, used_model, counts)
+
+
+def _incremental_clusters(
+    spark: SparkSession,
+    record_ids: DataFrame,
+    previous: DataFrame,
+    new_ids: DataFrame,
+    nhs_edges: DataFrame,
+    scored: DataFrame,
+    config: LinkageConfig,
+    checkpoint_dir: str,
+) -> DataFrame:
+    """(source, record_id, identity_id, cluster_id) when only new identities were scored.
+
+    Only what the new identities touch is clustered: each new identity, and
+    each previous person one of them matched (as a single pseudo-node
+    person:<id>). Every other person keeps its cluster untouched.
+    """
+    person_of = previous.select("identity_id", "person_id").distinct()
+    new = new_ids.select(F.col("unique_id").alias("identity_id"), F.lit(True).alias("is_new"))
+    accepted = nhs_edges.unionByName(scored.where(F.col("match_probability") >= config.match_threshold))
+
+    def end(side: str) -> F.Column:
+        # An existing identity stands in the graph as its person.
+        return F.when(F.col(f"new_{side}"), F.col(f"unique_id_{side}")).otherwise(
+            F.concat(F.lit("person:"), F.col(f"person_{side}"))
+        )
+
+    sides = (
+        accepted.join(new.toDF("unique_id_l", "new_l"), "unique_id_l", "left")
+        .join(new.toDF("unique_id_r", "new_r"), "unique_id_r", "left")
+        .join(person_of.toDF("unique_id_l", "person_l"), "unique_id_l", "left")
+        .join(person_of.toDF("unique_id_r", "person_r"), "unique_id_r", "left")
+        .fillna(False, subset=["new_l", "new_r"])
+        .where(F.col("new_l") | F.col("new_r"))
+    )
+    edges = sides.select(end("l").alias("unique_id_l"), end("r").alias("unique_id_r")).persist()
+    nodes = (
+        edges.select(F.col("unique_id_l").alias("unique_id"))
+        .unionByName(edges.select(F.col("unique_id_r").alias("unique_id")))
+        .unionByName(new.select(F.col("identity_id").alias("unique_id")))
+        .distinct()
+    )
+    if edges.isEmpty() and new_ids.isEmpty():
+        in_play = spark.createDataFrame([], "unique_id string, cluster_id string")
+    else:
+        in_play = model.connected_components(spark, nodes, edges, checkpoint_dir, config)
+    edges.unpersist()
+    graph_key = F.when(F.col("is_new"), F.col("identity_id")).otherwise(F.concat(F.lit("person:"), F.col("person_id")))
+    return (
+        record_ids.join(new, on="identity_id", how="left")
+        .join(person_of, on="identity_id", how="left")
+        .fillna(False, subset=["is_new"])
+        .withColumn("unique_id", graph_key)
+        .join(in_play, on="unique_id", how="left")
+        .select("source", "record_id", "identity_id", F.coalesce("cluster_id", "unique_id").alias("cluster_id"))
+    )
 
 
 def _previous_links(spark: SparkSession, settings: Settings) -> DataFrame | None:

@@ -214,6 +214,6 @@ def write_metrics(spark, settings: Settings, run_id: str, measured_at: datetime,
         "records_pairwise_f1",
     ):
         if (metric, "all") in headline:
-            summary[metric] = round(headline[(metric, "all")], 5)
+            summary[metric] = round(float(headline[(metric, "all")]), 5)
     log.info("linkage metrics: %s", summary)
     return summary

@@ -42,8 +42,14 @@ def _comparison(name: str, levels: list):
     return cl.CustomComparison(comparison_levels=[*levels, _level("ELSE", "all other")], output_column_name=name)
 
 
-def comparisons() -> list:
+# The levels are written in Spark SQL; DuckDB (the benchmark's reference engine) names two functions differently.
+_DUCKDB_NAMES = {"jaro_winkler(": "jaro_winkler_similarity(", "arrays_overlap(": "list_has_any("}
+
+
+def comparisons(dialect: str = "spark") -> list:
     """One comparison per identity field; levels in order of decreasing strength."""
+    if dialect == "duckdb":
+        return [_translated(c) for c in comparisons("spark")]
     swapped = "given_name_l = family_name_r AND family_name_l = given_name_r"
     return [
         _comparison(
@@ -105,17 +111,24 @@ def comparisons() -> list:
     ]
 
 
+def _translated(comparison):
+    for level in comparison._comparison_levels:
+        for spark_name, duckdb_name in _DUCKDB_NAMES.items():
+            level.sql_condition = level.sql_condition.replace(spark_name, duckdb_name)
+    return comparison
+
+
 def _block(columns: tuple[str, ...]):
     from splink import block_on
 
     return block_on(*columns)
 
 
-def splink_settings(config: LinkageConfig, available: set[str] | None = None):
+def splink_settings(config: LinkageConfig, available: set[str] | None = None, dialect: str = "spark"):
     """The model's settings: comparisons and blocking rules restricted to the features present."""
     from splink import SettingsCreator
 
-    usable = [c for c in comparisons() if available is None or c.create_output_column_name() in available]
+    usable = [c for c in comparisons(dialect) if available is None or c.create_output_column_name() in available]
     rules = [r for r in config.blocking_rules if available is None or set(r) <= available]
     return SettingsCreator(
         link_type="dedupe_only",
