@@ -189,8 +189,10 @@ def link_records(
     """
     started = time.monotonic()
     record_ids = feat.record_identities(records).persist()
-    nodes = feat.identities(records).persist()
-    features = feat.identity_features(nodes, config.nicknames).persist()
+    # Checkpointed, not just cached: Splink's SQL stacks many projections on these, and the
+    # optimiser must not re-derive every feature expression inside each of them.
+    nodes = feat.identities(records).localCheckpoint()
+    features = feat.identity_features(nodes, config.nicknames).localCheckpoint()
     available = available_features(present)
     n_nodes = nodes.count()
     new_ids = None
@@ -256,10 +258,9 @@ def link_records(
         )
     links = links.select(
         "source", "record_id", "identity_id", "person_id", "previous_id", "method", "match_probability"
-    ).persist()
+    ).localCheckpoint()
     counts = {"identities": n_nodes, "new_identities": n_new}
-    for frame in (record_ids, nodes, features):
-        frame.unpersist()
+    record_ids.unpersist()
     return Linked(links, scored, mode, used_model, counts)
 
 
@@ -386,7 +387,6 @@ def link_all(spark: SparkSession, settings: Settings, run_id: str, full: bool = 
         lake.replace(persons, settings.table("silver", "person"))
         summary = metrics.write_metrics(spark, settings, run_id, started, linked, records, config)
     finally:
-        linked.links.unpersist()
         linked.scored.unpersist()
         records.unpersist()
     log.info(

@@ -113,7 +113,8 @@ def link_files(spark: SparkSession, paths: list[Path], output: Path, config: Lin
     present = set.intersection(*[set(f.columns) for f in inputs]) - {"record_id"}
     output.mkdir(parents=True, exist_ok=True)
     scratch = output / ".splink-tmp"
-    records = standardised(spark, inputs).persist()
+    # Checkpointed: rows typed in from Python would otherwise be re-standardised inside every query plan.
+    records = standardised(spark, inputs).localCheckpoint()
     try:
         linked = link_records(spark, records, config, str(scratch), run_id="placelake-link", present=present)
         rows = linked.links.select("source", "record_id", "person_id").orderBy("source", "record_id").collect()
@@ -123,7 +124,6 @@ def link_files(spark: SparkSession, paths: list[Path], output: Path, config: Lin
             writer.writerows([(r.source, r.record_id, r.person_id) for r in rows])
         measured = run_metrics(linked.links, linked.scored, config.match_threshold)
     finally:
-        records.unpersist()
         shutil.rmtree(scratch, ignore_errors=True)
     return {
         "files": len(inputs),
