@@ -363,11 +363,12 @@ def link_all(spark: SparkSession, settings: Settings, run_id: str, full: bool = 
         raise RuntimeError("no silver person sources to link: did clean run?")
     records = records.persist()
     previous = None if full else _previous_links(spark, settings)
+    scratch = settings.path("tmp", "splink", run_id.replace(":", "_").replace("+", "_"))
     linked = link_records(
         spark,
         records,
         config,
-        settings.path("tmp", "splink", run_id.replace(":", "_").replace("+", "_")),
+        scratch,
         run_id,
         previous=previous,
         previous_model=None if full else _read_model(settings),
@@ -389,6 +390,7 @@ def link_all(spark: SparkSession, settings: Settings, run_id: str, full: bool = 
     finally:
         linked.scored.unpersist()
         records.unpersist()
+        fs.remove_tree(scratch)  # Splink's intermediate parquet: nothing in it outlives the run
     log.info(
         "linked %d records (%d identities, %d new; %s link) into %d persons",
         summary["records"],
