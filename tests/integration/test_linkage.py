@@ -17,6 +17,19 @@ from jobs.linkage.files import read_input, standardised
 pytestmark = pytest.mark.integration
 
 GIVEN = ["WILLIAM", "MARGARET", "ANITA", "OLUWASEUN", "SIOBHAN", "KRZYSZTOF", "PRIYA", "DECLAN", "FATIMA", "GARETH"]
+NEWCOMER_GIVEN = ["ZEB", "QUINN", "YUSUF", "XAVIERA", "VIVIENNE", "ULRIKE", "TOBIAS", "RUFUS", "NIAMH", "ORLA"]
+NEWCOMER_FAMILY = [
+    "VOSS",
+    "ILIESCU",
+    "KAMARA",
+    "LUNDQVIST",
+    "MBEKI",
+    "NAKAMURA",
+    "OYELARAN",
+    "PETROV",
+    "RASK",
+    "SOLBERG",
+]
 FAMILY = ["ABERNATHY", "BHATTACHARYA", "CHOWDHURY", "DELACROIX", "EVANS", "FITZGERALD", "GUNASEKARA", "HALLORAN"]
 
 
@@ -74,7 +87,12 @@ def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("link-files")
     gp = [{"record_id": f"G{i:03d}", **_person(i)} for i in range(90)]
     council = [{"record_id": f"C{i:03d}", **_council_view(i)} for i in range(0, 90, 2)]
-    council += [{"record_id": f"C9{i:02d}", **_council_view(i), "nhs_number": ""} for i in range(100, 110)]
+    # Council-only people: names the GP file does not hold (a near-namesake born the same year
+    # as a GP patient is a hard case a model trained on 145 records can get wrong).
+    council += [
+        {"record_id": f"C9{i:02d}", **_council_view(i), "nhs_number": "", "given_name": g, "family_name": f}
+        for i, g, f in zip(range(100, 110), NEWCOMER_GIVEN, NEWCOMER_FAMILY, strict=True)
+    ]
     _write(root / "gp.csv", gp)
     _write(root / "council.csv", council)
     return root
