@@ -1,26 +1,37 @@
-"""Linkage: which records, across every organisation, belong to one person.
+"""Linkage, the stage: every person-level silver source in, person_link and person out.
 
-This is the deterministic first pass of the method (the probabilistic Splink
-pass comes with issue #6):
-1. records sharing a valid NHS number are one person;
-2. a record without one joins the NHS-number person whose standardised
-   family name, given name and date of birth it matches exactly, when exactly
-   one such person exists;
-3. the rest cluster on that exact demographic key, or stand alone.
-A person_id is derived from the smallest (source, record_id) in its cluster,
-so re-running on the same records yields the same ids.
+The method (jobs/linkage/ holds the parts, jobs/linkage/linkage.yaml the settings):
+1. identities, not events: identical identity tuples a source repeats are
+   collapsed before anything is compared;
+2. deterministic pass: identities sharing a valid NHS number link, unless
+   their date of birth contradicts the number's usual one;
+3. probabilistic pass: a Splink model on Spark scores blocked pairs; pairs at
+   or above the configured threshold link;
+4. connected components of both passes are persons, and persons keep the
+   person_id they had (jobs/linkage/ids.py): merges and splits go to
+   silver/person_id_history.
+A full link re-estimates the model; a delivery that adds few new identities
+is scored against the persisted model and joins existing persons, without
+re-clustering everyone.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from jobs import lake
+from jobs import fs, lake
 from jobs.config import Settings
 from jobs.contracts import conform, source_contracts, table_contract
+from jobs.linkage import features as feat
+from jobs.linkage import ids, metrics, model
+from jobs.linkage.config import LinkageConfig
 
 log = logging.getLogger(__name__)
 
@@ -40,55 +51,65 @@ IDENTITY = [
     "event_start",
 ]
 
+FEATURES = {"given_name", "family_name", "date_of_birth", "sex", "postcode", "nhs_number", "address"}
+# Silver sources carry no address.
+SILVER_FEATURES = FEATURES - {"address"}
+FEATURE_COLUMNS = {
+    "given_name": ["given_name", "given_canon", "given_phon"],
+    "family_name": ["family_name", "family_phon"],
+    "date_of_birth": ["dob", "dob_year"],
+    "sex": ["sex"],
+    "postcode": ["postcode"],
+    "nhs_number": ["nhs_number"],
+    "address": ["address"],
+}
 
-def demographic_key(df: DataFrame) -> F.Column:
-    complete = F.col("family_name").isNotNull() & F.col("given_name").isNotNull() & F.col("date_of_birth").isNotNull()
-    key = F.concat_ws("|", "family_name", "given_name", F.col("date_of_birth").cast("string"))
-    return F.when(complete, key)
+
+def available_features(present: set[str]) -> set[str]:
+    """Comparison names and blocking columns usable when only these identity fields are present."""
+    usable = set()
+    for field in present & FEATURES:
+        usable |= {field, *FEATURE_COLUMNS[field]}
+    return usable
 
 
-def assign_clusters(records: DataFrame) -> DataFrame:
-    """(source, record_id, identity...) -> the same rows plus cluster_key and method."""
-    keyed = records.withColumn("demo_key", demographic_key(records))
-    # Demographic keys that point at exactly one NHS number can lend it.
-    nhs_by_demo = (
-        keyed.where(F.col("nhs_number").isNotNull() & F.col("demo_key").isNotNull())
-        .groupBy("demo_key")
-        .agg(F.countDistinct("nhs_number").alias("n_nhs"), F.min("nhs_number").alias("borrowed_nhs"))
-        .where("n_nhs = 1")
-        .select("demo_key", "borrowed_nhs")
+def _edges(ids_l: DataFrame, left: str, right: str, probability: F.Column) -> DataFrame:
+    return ids_l.select(
+        F.col(left).alias("unique_id_l"), F.col(right).alias("unique_id_r"), probability.alias("match_probability")
     )
-    joined = keyed.join(nhs_by_demo, on="demo_key", how="left")
-    method = (
-        F.when(F.col("nhs_number").isNotNull(), F.lit("nhs_number"))
-        .when(F.col("borrowed_nhs").isNotNull(), F.lit("demographic_exact"))
-        .when(F.col("demo_key").isNotNull(), F.lit("demographic_cluster"))
+
+
+def node_methods(nodes: DataFrame, nhs: DataFrame, scored: DataFrame, threshold: float) -> DataFrame:
+    """(identity_id, records) -> (identity_id, method, match_probability), before clustering.
+
+    nhs_number for nodes in an NHS-number group; probabilistic for nodes with
+    an accepted Splink match (its best); otherwise same_identity if the node
+    stands for several records, or singleton with one minus its best rejected match.
+    """
+    ends = scored.select(F.col("unique_id_l").alias("identity_id"), "match_probability").unionByName(
+        scored.select(F.col("unique_id_r").alias("identity_id"), "match_probability")
+    )
+    best = ends.groupBy("identity_id").agg(
+        F.max(F.when(F.col("match_probability") >= threshold, F.col("match_probability"))).alias("accepted"),
+        F.max(F.when(F.col("match_probability") < threshold, F.col("match_probability"))).alias("rejected"),
+    )
+    in_nhs = nhs.select("identity_id", F.lit(True).alias("in_nhs"))
+    joined = (
+        nodes.select("identity_id", "records").join(in_nhs, "identity_id", "left").join(best, "identity_id", "left")
+    )
+    return joined.select(
+        "identity_id",
+        F.when(F.col("in_nhs"), F.lit("nhs_number"))
+        .when(F.col("accepted").isNotNull(), F.lit("probabilistic"))
+        .when(F.col("records") > 1, F.lit("same_identity"))
         .otherwise(F.lit("singleton"))
-    )
-    cluster_key = (
-        F.when(F.col("nhs_number").isNotNull(), F.concat(F.lit("N|"), "nhs_number"))
-        .when(F.col("borrowed_nhs").isNotNull(), F.concat(F.lit("N|"), "borrowed_nhs"))
-        .when(F.col("demo_key").isNotNull(), F.concat(F.lit("D|"), "demo_key"))
-        .otherwise(F.concat_ws("|", F.lit("R"), "source", "record_id"))
-    )
-    return joined.withColumn("method", method).withColumn("cluster_key", cluster_key).drop("borrowed_nhs", "demo_key")
-
-
-def person_ids(clustered: DataFrame) -> DataFrame:
-    """A stable person_id per cluster: a hash of its smallest (source, record_id)."""
-    cluster = Window.partitionBy("cluster_key")
-    anchor = F.min(F.concat_ws(":", "source", "record_id")).over(cluster)
-    return clustered.withColumn("person_id", F.concat(F.lit("P"), F.substring(F.sha2(anchor, 256), 1, 16)))
-
-
-def person_links(clustered_with_ids: DataFrame, run_id: str) -> DataFrame:
-    return clustered_with_ids.select(
-        "source",
-        "record_id",
-        "person_id",
-        "method",
-        F.lit(1.0).alias("match_probability"),
-        F.lit(run_id).alias("run_id"),
+        .alias("method"),
+        F.when(F.col("in_nhs"), F.lit(1.0))
+        .when(F.col("accepted").isNotNull(), F.col("accepted"))
+        .when(F.col("records") > 1, F.lit(1.0))
+        .otherwise(1.0 - F.coalesce(F.col("rejected"), F.lit(0.0)))
+        .cast("double")
+        .alias("match_probability"),
     )
 
 
@@ -140,23 +161,242 @@ def person_sources(spark: SparkSession, settings: Settings) -> list[str]:
     ]
 
 
-def link_all(spark: SparkSession, settings: Settings, run_id: str) -> dict[str, int]:
+@dataclass
+class Linked:
+    """What one linkage produced: per-record links, the scored pairs, and how it was done."""
+
+    links: DataFrame  # source, record_id, identity_id, person_id, previous_id, method, match_probability
+    scored: DataFrame  # unique_id_l, unique_id_r, match_probability (at or above the review floor)
+    mode: str  # full or incremental
+    model: dict | None  # the Splink model used: trained now, or the persisted one
+    counts: dict
+
+
+def link_records(
+    spark: SparkSession,
+    records: DataFrame,
+    config: LinkageConfig,
+    checkpoint_dir: str,
+    run_id: str,
+    previous: DataFrame | None = None,
+    previous_model: dict | None = None,
+    present: set[str] = FEATURES,
+) -> Linked:
+    """Link (source, record_id, identity fields) records; with a previous linkage, keep its person_ids.
+
+    previous: (source, record_id, person_id, identity_id, method, match_probability) of the last run.
+    Incremental when there is a previous linkage and model and the new identities are few enough.
+    """
+    started = time.monotonic()
+    record_ids = feat.record_identities(records).persist()
+    # Checkpointed, not just cached: Splink's SQL stacks many projections on these, and the
+    # optimiser must not re-derive every feature expression inside each of them.
+    nodes = feat.identities(records).localCheckpoint()
+    features = feat.identity_features(nodes, config.nicknames).localCheckpoint()
+    available = available_features(present)
+    n_nodes = nodes.count()
+    new_ids = None
+    n_new = n_nodes
+    mode = "full"
+    if previous is not None and previous_model is not None:
+        known = previous.select(F.col("identity_id").alias("unique_id")).distinct()
+        new_ids = features.select("unique_id").join(known, on="unique_id", how="left_anti").persist()
+        n_new = new_ids.count()
+        if n_new <= config.max_new_fraction * max(n_nodes - n_new, 1):
+            mode = "incremental"
+    nhs = (
+        feat.nhs_groups(nodes)
+        if config.nhs_deterministic and "nhs_number" in present
+        else nodes.limit(0).select("identity_id", F.col("identity_id").alias("nhs_anchor"))
+    )
+    nhs_edges = _edges(nhs.where(F.col("identity_id") != F.col("nhs_anchor")), "identity_id", "nhs_anchor", F.lit(1.0))
+    empty_edges = nhs_edges.limit(0)
+    if mode == "full":
+        if n_nodes > 1 and len(available) > 1:
+            scored, used_model = model.train_and_predict(spark, features, config, checkpoint_dir, available)
+        else:
+            scored, used_model = empty_edges, previous_model
+        scored = scored.persist()
+        graph_edges = nhs_edges.unionByName(scored.where(F.col("match_probability") >= config.match_threshold))
+        clusters = model.connected_components(spark, features.select("unique_id"), graph_edges, checkpoint_dir, config)
+        clustered = record_ids.join(
+            clusters.select(F.col("unique_id").alias("identity_id"), "cluster_id"), on="identity_id", how="inner"
+        )
+    else:
+        used_model = previous_model
+        scored = (
+            model.predict_new(spark, features, new_ids, previous_model, config, checkpoint_dir)
+            if n_new
+            else empty_edges
+        ).persist()
+        clustered = _incremental_clusters(
+            spark, record_ids, previous, new_ids, nhs_edges, scored, config, checkpoint_dir
+        )
+    log.info(
+        "%s link: %d identities (%d new) scored and clustered in %.0fs",
+        mode,
+        n_nodes,
+        n_new,
+        time.monotonic() - started,
+    )
+    assigned = ids.assign_person_ids(clustered, previous, run_id)
+    methods = node_methods(nodes, nhs, scored, config.match_threshold)
+    links = assigned.join(methods, on="identity_id", how="inner")
+    if mode == "incremental":
+        # A record whose identity was linked before keeps how it was linked.
+        kept = previous.select(
+            "source",
+            "record_id",
+            "identity_id",
+            F.col("method").alias("kept_method"),
+            F.col("match_probability").alias("kept_p"),
+        )
+        links = links.join(kept, on=["source", "record_id", "identity_id"], how="left").select(
+            *[c for c in links.columns if c not in ("method", "match_probability")],
+            F.coalesce("kept_method", "method").alias("method"),
+            F.coalesce("kept_p", "match_probability").alias("match_probability"),
+        )
+    links = links.select(
+        "source", "record_id", "identity_id", "person_id", "previous_id", "method", "match_probability"
+    ).localCheckpoint()
+    counts = {"identities": n_nodes, "new_identities": n_new}
+    record_ids.unpersist()
+    return Linked(links, scored, mode, used_model, counts)
+
+
+def _incremental_clusters(
+    spark: SparkSession,
+    record_ids: DataFrame,
+    previous: DataFrame,
+    new_ids: DataFrame,
+    nhs_edges: DataFrame,
+    scored: DataFrame,
+    config: LinkageConfig,
+    checkpoint_dir: str,
+) -> DataFrame:
+    """(source, record_id, identity_id, cluster_id) when only new identities were scored.
+
+    Only what the new identities touch is clustered: each new identity, and
+    each previous person one of them matched (as a single pseudo-node
+    person:<id>). Every other person keeps its cluster untouched.
+    """
+    person_of = previous.select("identity_id", "person_id").distinct()
+    new = new_ids.select(F.col("unique_id").alias("identity_id"), F.lit(True).alias("is_new"))
+    accepted = nhs_edges.unionByName(scored.where(F.col("match_probability") >= config.match_threshold))
+
+    def end(side: str) -> F.Column:
+        # An existing identity stands in the graph as its person.
+        return F.when(F.col(f"new_{side}"), F.col(f"unique_id_{side}")).otherwise(
+            F.concat(F.lit("person:"), F.col(f"person_{side}"))
+        )
+
+    sides = (
+        accepted.join(new.toDF("unique_id_l", "new_l"), "unique_id_l", "left")
+        .join(new.toDF("unique_id_r", "new_r"), "unique_id_r", "left")
+        .join(person_of.toDF("unique_id_l", "person_l"), "unique_id_l", "left")
+        .join(person_of.toDF("unique_id_r", "person_r"), "unique_id_r", "left")
+        .fillna(False, subset=["new_l", "new_r"])
+        .where(F.col("new_l") | F.col("new_r"))
+    )
+    edges = sides.select(end("l").alias("unique_id_l"), end("r").alias("unique_id_r")).persist()
+    nodes = (
+        edges.select(F.col("unique_id_l").alias("unique_id"))
+        .unionByName(edges.select(F.col("unique_id_r").alias("unique_id")))
+        .unionByName(new.select(F.col("identity_id").alias("unique_id")))
+        .distinct()
+    )
+    if edges.isEmpty() and new_ids.isEmpty():
+        in_play = spark.createDataFrame([], "unique_id string, cluster_id string")
+    else:
+        in_play = model.connected_components(spark, nodes, edges, checkpoint_dir, config)
+    edges.unpersist()
+    graph_key = F.when(F.col("is_new"), F.col("identity_id")).otherwise(F.concat(F.lit("person:"), F.col("person_id")))
+    return (
+        record_ids.join(new, on="identity_id", how="left")
+        .join(person_of, on="identity_id", how="left")
+        .fillna(False, subset=["is_new"])
+        .withColumn("unique_id", graph_key)
+        .join(in_play, on="unique_id", how="left")
+        .select("source", "record_id", "identity_id", F.coalesce("cluster_id", "unique_id").alias("cluster_id"))
+    )
+
+
+def _previous_links(spark: SparkSession, settings: Settings) -> DataFrame | None:
+    """Last run's links, if they carry identity_ids (a lake linked before persistent ids starts afresh)."""
+    path = settings.table("silver", "person_link")
+    if not lake.table_exists(spark, path):
+        return None
+    previous = lake.read(spark, path)
+    if "identity_id" not in previous.columns:
+        return None
+    # Frozen for this run: we are about to overwrite the table we read from.
+    return previous.select(
+        "source", "record_id", "person_id", "identity_id", "method", "match_probability"
+    ).localCheckpoint()
+
+
+def model_path(settings: Settings) -> str:
+    return settings.path("lake", "ops", "linkage_model", "model.json")
+
+
+def _read_model(settings: Settings) -> dict | None:
+    path = model_path(settings)
+    try:
+        with fs.open_text(path, "utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        return None
+
+
+def link_all(spark: SparkSession, settings: Settings, run_id: str, full: bool = False) -> dict[str, int]:
+    """The link stage: silver sources -> silver person_link, person, person_id_history; ops linkage_metrics."""
+    started = datetime.now(UTC)
+    config = LinkageConfig.load()
     sources = person_sources(spark, settings)
     records = None
     for source in sources:
-        frame = lake.read(spark, settings.table("silver", source)).select(*IDENTITY)
+        frame = lake.read(spark, settings.table("silver", source)).select(
+            *IDENTITY, F.lit(None).cast("string").alias("address")
+        )
         records = frame if records is None else records.unionByName(frame)
     if records is None:
         raise RuntimeError("no silver person sources to link: did clean run?")
-    linked = person_ids(assign_clusters(records)).persist()
+    records = records.persist()
+    previous = None if full else _previous_links(spark, settings)
+    scratch = settings.path("tmp", "splink", run_id.replace(":", "_").replace("+", "_"))
+    linked = link_records(
+        spark,
+        records,
+        config,
+        scratch,
+        run_id,
+        previous=previous,
+        previous_model=None if full else _read_model(settings),
+        present=SILVER_FEATURES,
+    )
     try:
-        links = conform(person_links(linked, run_id), table_contract("silver", "person_link"))
-        persons = conform(best_demographics(linked), table_contract("silver", "person"))
+        if linked.mode == "full" and linked.model is not None:
+            fs.write_text(model_path(settings), json.dumps(linked.model, indent=1))
+        links = conform(linked.links.withColumn("run_id", F.lit(run_id)), table_contract("silver", "person_link"))
+        history = conform(ids.id_history(linked.links, run_id, started), table_contract("silver", "person_id_history"))
+        lake.append_once(history, settings.table("silver", "person_id_history"), app_id=f"link:{run_id}")
         lake.replace(links, settings.table("silver", "person_link"))
+        with_ids = records.join(
+            linked.links.select("source", "record_id", "person_id"), ["source", "record_id"], "inner"
+        )
+        persons = conform(best_demographics(with_ids), table_contract("silver", "person"))
         lake.replace(persons, settings.table("silver", "person"))
-        by_method = {r["method"]: r["count"] for r in linked.groupBy("method").count().collect()}
+        summary = metrics.write_metrics(spark, settings, run_id, started, linked, records, config)
     finally:
-        linked.unpersist()
-    persons_n = lake.read(spark, settings.table("silver", "person")).count()
-    log.info("linked %d records into %d persons: %s", sum(by_method.values()), persons_n, by_method)
-    return {"records": sum(by_method.values()), "persons": persons_n, **by_method}
+        linked.scored.unpersist()
+        records.unpersist()
+        fs.remove_tree(scratch)  # Splink's intermediate parquet: nothing in it outlives the run
+    log.info(
+        "linked %d records (%d identities, %d new; %s link) into %d persons",
+        summary["records"],
+        linked.counts["identities"],
+        linked.counts["new_identities"],
+        linked.mode,
+        summary["persons"],
+    )
+    return {**summary, **linked.counts, "mode": linked.mode}

@@ -321,6 +321,42 @@ def _linkage_section(spark: SparkSession, settings: Settings) -> str:
     )
 
 
+def _linkage_quality_section(spark: SparkSession, settings: Settings) -> str:
+    """The latest linkage run's metrics (lake/ops/linkage_metrics): rates and pair counts, never a record."""
+    path = settings.table("ops", "linkage_metrics")
+    if not lake.table_exists(spark, path):
+        return ""
+    metrics = lake.read(spark, path)
+    latest = metrics.agg(F.max("measured_at")).first()[0]
+    rows = metrics.where(F.col("measured_at") == latest).orderBy("metric", "dimension", "grp").collect()
+
+    def pick(prefix: str) -> list:
+        return [r for r in rows if r.metric.startswith(prefix)]
+
+    rate = [[r.metric, r.grp, r.value, r.numerator, r.denominator] for r in pick("link_rate") + pick("est_")]
+    sizes = [[r.grp, r.numerator] for r in pick("cluster_size")]
+    accuracy = {}
+    for r in pick("identities_pairwise") + pick("records_pairwise"):
+        unit, _, measure = r.metric.partition("_pairwise_")
+        accuracy.setdefault((unit, r.dimension, r.grp), {})[measure] = r.value
+    truth = [[u, d, g, m.get("precision"), m.get("recall"), m.get("f1")] for (u, d, g), m in sorted(accuracy.items())]
+    mode = rows[0].mode if rows else "-"
+    return (
+        f"<h3 id='linkage-quality'>Linkage quality ({html.escape(mode)} link)</h3>"
+        "<p class='muted'>Link rate: a source's records whose person appears in another source too. "
+        "Estimated rates come from the model's own match probabilities.</p>"
+        + _table(["measure", "group", "rate", "numerator", "denominator"], rate, numeric={3, 4}, pct={2})
+        + "<h4>Identities per person</h4>"
+        + _table(["identities", "persons"], sizes, numeric={1})
+        + (
+            "<h4>Against the generated place's truth (pairwise)</h4>"
+            + _table(["unit", "by", "group", "precision", "recall", "F1"], truth, pct={3, 4, 5})
+            if truth
+            else ""
+        )
+    )
+
+
 def _published_section(spark: SparkSession, settings: Settings) -> str:
     published = []
     for contract in gold_contracts():
@@ -356,6 +392,7 @@ def build_report(spark: SparkSession, settings: Settings, run_id: str) -> str:
         + _scorecard_section(spark, settings, run_id)
         + _landing_section(spark, settings)
         + _linkage_section(spark, settings)
+        + _linkage_quality_section(spark, settings)
         + _published_section(spark, settings)
         + "</body></html>"
     )

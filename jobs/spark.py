@@ -6,6 +6,7 @@ fixture) and passed in everywhere else.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import shutil
@@ -82,9 +83,21 @@ def fetch_delta_jars(settings: Settings) -> list[str]:
     return delta_jars(settings)
 
 
+def similarity_jar() -> list[str]:
+    """Splink's Scala similarity UDFs (jaro_winkler, ...) for Spark 4, shipped inside the splink package.
+
+    Loaded with the Delta jars so linkage runs offline; empty if splink is not installed.
+    """
+    spec = importlib.util.find_spec("splink")
+    if spec is None or spec.origin is None:
+        return []
+    jar = Path(spec.origin).parent / "internals" / "files" / "spark_jars" / "scala-udf-similarity-0.2.1_spark4.x.jar"
+    return [str(jar)] if jar.exists() else []
+
+
 def get_spark(settings: Settings, app_name: str = "placelake") -> SparkSession:
     """A Delta-enabled session on the configured master, loading local jars only."""
-    jars = delta_jars(settings)
+    jars = delta_jars(settings) + similarity_jar()
     # Python workers must run the interpreter that has our dependencies (pandas, pyarrow).
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = (

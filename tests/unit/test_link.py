@@ -1,64 +1,224 @@
-from datetime import date
+from datetime import date, datetime
 
+import pandas as pd
+import pytest
+from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from jobs.link import assign_clusters, person_ids
+from jobs.link import node_methods
+from jobs.linkage.config import LinkageConfig
+from jobs.linkage.features import identities, identity_features, nhs_groups, nickname_forms
+from jobs.linkage.files import LinkInputError, check_sources, read_input
+from jobs.linkage.ids import assign_person_ids, id_history, new_person_id
+from jobs.linkage.metrics import pairwise_counts
 
-SCHEMA = "source string, record_id string, nhs_number string, family_name string, given_name string, date_of_birth date"
+RECORDS = (
+    "source string, record_id string, nhs_number string, family_name string, given_name string, "
+    "date_of_birth date, sex string, postcode string, address string"
+)
 
 
-def test_nhs_number_links_and_lends_itself_to_an_exact_demographic_match(spark):
+def test_identical_identity_tuples_of_a_source_collapse_but_not_across_sources(spark):
     records = spark.createDataFrame(
         [
-            ("gp", "1", "9990000026", "O'BRIEN", "ZOË", date(1940, 2, 1)),
-            ("asc", "a", "9990000026", "OBRIEN", "ZOE", date(1940, 2, 1)),  # same NHS number, other spelling
-            ("asc", "b", None, "O'BRIEN", "ZOË", date(1940, 2, 1)),  # no NHS number, exact demographics
-            ("asc", "c", None, "SMITH", "ANN", date(1950, 1, 1)),  # council-only person, two records
-            ("asc", "d", None, "SMITH", "ANN", date(1950, 1, 1)),
-            ("asc", "e", None, None, "ANN", None),  # too little to link
+            ("ae", "1", None, "O'BRIEN", "ZOË", date(1940, 2, 1), "F", "LS1 4AB", None),
+            ("ae", "2", None, "O'BRIEN", "ZOË", date(1940, 2, 1), "F", "LS1 4AB", None),  # a second attendance
+            ("ae", "3", None, "O'BRIEN", "ZOË", None, "F", "LS1 4AB", None),  # one field differs (a null)
+            ("gp", "9", None, "O'BRIEN", "ZOË", date(1940, 2, 1), "F", "LS1 4AB", None),
         ],
-        SCHEMA,
+        RECORDS,
     )
-    clustered = assign_clusters(records).select("source", "record_id", "method")
+    counts = sorted((r.source, r.records) for r in identities(records).collect())
+    assert counts == [("ae", 1), ("ae", 2), ("gp", 1)]
+
+
+def test_nhs_number_links_unless_the_date_of_birth_contradicts_it(spark):
+    nodes = spark.createDataFrame(
+        [
+            ("a", "9990000026", date(1940, 2, 1), 3),
+            ("b", "9990000026", date(1940, 2, 1), 1),
+            ("c", "9990000026", None, 1),  # no date of birth: nothing contradicts
+            ("d", "9990000026", date(1988, 7, 30), 1),  # another person's number typed in error
+            ("e", "9990000050", date(1950, 1, 1), 1),  # alone with its number
+            ("f", None, date(1940, 2, 1), 1),
+        ],
+        "identity_id string, nhs_number string, date_of_birth date, records long",
+    )
+    expected = spark.createDataFrame([("a", "a"), ("b", "a"), ("c", "a")], "identity_id string, nhs_anchor string")
+    assertDataFrameEqual(nhs_groups(nodes), expected)
+
+
+def test_features_meet_nicknames_accents_and_hyphenated_names(spark):
+    nicknames = LinkageConfig.load().nicknames
+    nodes = spark.createDataFrame(
+        [
+            ("1", "s", None, "SMITH-JONES", "BILL", None, "U", "ls1 4ab", None),
+            ("2", "s", None, "SMITH", "WILLIAM HENRY", None, "M", None, None),
+            ("3", "s", None, "ZIELIŃSKI", "PAT", None, "F", None, None),
+        ],
+        "identity_id string, source string, nhs_number string, family_name string, given_name string, "
+        "date_of_birth date, sex string, postcode string, address string",
+    )
+    rows = {r.unique_id: r for r in identity_features(nodes, nicknames).collect()}
+    assert rows["1"].given_canon == rows["2"].given_canon == "WILLIAM"
+    assert set(rows["1"].given_forms) & set(rows["2"].given_forms) == {"WILLIAM"}
+    assert rows["1"].family_tokens == ["SMITH", "JONES"] and rows["2"].family_tokens == ["SMITH"]
+    assert rows["3"].family_name == "ZIELINSKI"
+    assert set(rows["3"].given_forms) == {"PAT", "PATRICIA", "PATRICK"}
+    assert rows["1"].sex is None and rows["2"].sex == "M"  # U is unknown, not a value to agree on
+    assert (rows["1"].postcode, rows["1"].postcode_sector, rows["1"].postcode_district) == ("LS1 4AB", "LS1 4", "LS1")
+
+
+def test_a_short_form_of_two_names_stands_for_both():
+    assert nickname_forms({"PATRICK": ("PAT",), "PATRICIA": ("PAT", "TRISH")}) == {
+        "PAT": ["PATRICIA", "PATRICK"],
+        "TRISH": ["PATRICIA"],
+    }
+
+
+CLUSTERED = "source string, record_id string, cluster_id string"
+PREVIOUS = "source string, record_id string, person_id string"
+
+
+def test_a_rerun_keeps_every_person_id_and_records_no_history(spark):
+    clustered = spark.createDataFrame([("gp", "1", "c1"), ("ae", "2", "c1"), ("ae", "3", "c2")], CLUSTERED)
+    first = assign_person_ids(clustered, None, "run-1")
+    previous = first.select("source", "record_id", "person_id")
+    again = assign_person_ids(
+        spark.createDataFrame([("gp", "1", "x"), ("ae", "2", "x"), ("ae", "3", "y")], CLUSTERED), previous, "run-2"
+    )
+    assertDataFrameEqual(again.select("source", "record_id", "person_id"), previous)
+    assert id_history(again, "run-2", datetime(2026, 11, 26)).count() == 0
+
+
+def test_new_records_join_their_person_and_new_people_get_new_ids(spark):
+    previous = spark.createDataFrame([("gp", "1", "P-old"), ("ae", "2", "P-old")], PREVIOUS)
+    clustered = spark.createDataFrame(
+        [("gp", "1", "c1"), ("ae", "2", "c1"), ("asc", "7", "c1"), ("asc", "8", "c2")], CLUSTERED
+    )
+    ids = {r.record_id: r.person_id for r in assign_person_ids(clustered, previous, "run-2").collect()}
+    assert ids["1"] == ids["2"] == ids["7"] == "P-old"
+    spark_hash = spark.range(1).select(new_person_id(F.lit("asc:8")))
+    assert ids["8"] == spark_hash.first()[0] != "P-old"
+
+
+def test_merges_keep_the_larger_persons_id_and_splits_keep_the_larger_part(spark):
+    previous = spark.createDataFrame(
+        [
+            ("gp", "1", "P-big"),
+            ("gp", "2", "P-big"),
+            ("ae", "3", "P-small"),  # new evidence: the same person as P-big
+            ("asc", "4", "P-split"),
+            ("asc", "5", "P-split"),
+            ("asc", "6", "P-split"),  # new evidence: someone else
+        ],
+        PREVIOUS,
+    )
+    clustered = spark.createDataFrame(
+        [("gp", "1", "m"), ("gp", "2", "m"), ("ae", "3", "m"), ("asc", "4", "s"), ("asc", "5", "s"), ("asc", "6", "t")],
+        CLUSTERED,
+    )
+    assigned = assign_person_ids(clustered, previous, "run-2")
+    ids = {r.record_id: r.person_id for r in assigned.collect()}
+    assert ids["1"] == ids["2"] == ids["3"] == "P-big"
+    assert ids["4"] == ids["5"] == "P-split" != ids["6"]
+    history = {
+        (r.old_person_id, r.reason, r.records): r.new_person_id
+        for r in id_history(assigned, "run-2", datetime(2026, 11, 26)).collect()
+    }
+    assert history == {("P-small", "merge", 1): "P-big", ("P-split", "split", 1): ids["6"]}
+
+
+def test_a_split_never_reuses_an_id_already_given_out(spark):
+    # P-a was once named after asc:1; asc:1 now stands alone, the larger part keeps P-a.
+    anchor_id = spark.range(1).select(new_person_id(F.lit("asc:1")))
+    old = anchor_id.first()[0]
+    previous = spark.createDataFrame([("asc", "1", old), ("asc", "2", old), ("asc", "3", old)], PREVIOUS)
+    clustered = spark.createDataFrame([("asc", "1", "lone"), ("asc", "2", "pair"), ("asc", "3", "pair")], CLUSTERED)
+    ids = {r.record_id: r.person_id for r in assign_person_ids(clustered, previous, "run-9").collect()}
+    assert ids["2"] == ids["3"] == old
+    assert ids["1"] != old
+
+
+def test_methods_say_how_each_identity_was_linked(spark):
+    nodes = spark.createDataFrame(
+        [("n1", 1), ("n2", 1), ("p1", 1), ("p2", 1), ("same", 4), ("alone", 1), ("untouched", 1)],
+        "identity_id string, records long",
+    )
+    nhs = spark.createDataFrame([("n1", "n1"), ("n2", "n1")], "identity_id string, nhs_anchor string")
+    scored = spark.createDataFrame(
+        [("p1", "p2", 0.999), ("p1", "n1", 0.995), ("alone", "p2", 0.3)],
+        "unique_id_l string, unique_id_r string, match_probability double",
+    )
     expected = spark.createDataFrame(
         [
-            ("gp", "1", "nhs_number"),
-            ("asc", "a", "nhs_number"),
-            ("asc", "b", "demographic_exact"),
-            ("asc", "c", "demographic_cluster"),
-            ("asc", "d", "demographic_cluster"),
-            ("asc", "e", "singleton"),
+            ("n1", "nhs_number", 1.0),
+            ("n2", "nhs_number", 1.0),
+            ("p1", "probabilistic", 0.999),
+            ("p2", "probabilistic", 0.999),
+            ("same", "same_identity", 1.0),
+            ("alone", "singleton", 0.7),
+            ("untouched", "singleton", 1.0),
         ],
-        "source string, record_id string, method string",
+        "identity_id string, method string, match_probability double",
     )
-    assertDataFrameEqual(clustered, expected)
-
-    ids = {r.record_id: r.person_id for r in person_ids(assign_clusters(records)).collect()}
-    assert ids["1"] == ids["a"] == ids["b"]
-    assert ids["c"] == ids["d"] != ids["1"]
-    assert len({ids["e"], ids["c"], ids["1"]}) == 3
+    assertDataFrameEqual(node_methods(nodes, nhs, scored, 0.99), expected, rtol=1e-9)
 
 
-def test_a_demographic_key_shared_by_two_nhs_numbers_lends_neither(spark):
-    records = spark.createDataFrame(
-        [
-            ("gp", "1", "9990000026", "SMITH", "JOHN", date(1960, 5, 5)),
-            ("gp", "2", "9990000050", "SMITH", "JOHN", date(1960, 5, 5)),  # a different John Smith, same birthday
-            ("asc", "x", None, "SMITH", "JOHN", date(1960, 5, 5)),
-        ],
-        SCHEMA,
+def test_pairwise_counts_charge_a_false_match_to_both_groups():
+    # Person X holds truth t1 (two units, group F) and one unit of t2 (group M); t2's other unit is alone in Y.
+    units = pd.DataFrame(
+        [("X", "t1", "F", 2), ("X", "t2", "M", 1), ("Y", "t2", "M", 1)],
+        columns=["person_id", "truth_id", "sex", "n"],
     )
-    methods = {r.record_id: r.method for r in assign_clusters(records).collect()}
-    assert methods == {"1": "nhs_number", "2": "nhs_number", "x": "demographic_cluster"}
+    counts = pairwise_counts(units, "sex")
+    # F: 1 true pair found; 3 linked pairs touch F (t1-t1, t1-t2, t1-t2); 1 true pair exists.
+    assert counts.loc["F"].to_dict() == {"tp": 1.0, "predicted": 3.0, "actual": 1.0}
+    # M: no true pair found; 2 linked pairs touch M; t2's one true pair was missed.
+    assert counts.loc["M"].to_dict() == {"tp": 0.0, "predicted": 2.0, "actual": 1.0}
 
 
-def test_person_ids_are_stable_across_reruns_and_row_order(spark):
-    rows = [
-        ("gp", "1", "9990000026", "A", "B", date(1990, 1, 1)),
-        ("asc", "z", "9990000026", "A", "B", date(1990, 1, 1)),
-    ]
-    first = person_ids(assign_clusters(spark.createDataFrame(rows, SCHEMA))).select("source", "record_id", "person_id")
-    second = person_ids(assign_clusters(spark.createDataFrame(rows[::-1], SCHEMA))).select(
-        "source", "record_id", "person_id"
+def _write(tmp_path, name: str, text: str | bytes):
+    path = tmp_path / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "rule"),
+    [
+        ("nhs_number,given_name\n9990000026,ANN\n", 1, "link.no_record_id"),
+        ("record_id,given_name\nr1,ANN\nr2,BOB\nr1,CAT\n", 4, "link.duplicate_record_id"),
+        ("record_id,given_name\nr1,ANN\n,BOB\n", 3, "link.missing_record_id"),
+        ("record_id,given_name\nr1,ANN,EXTRA\n", 2, "link.ragged_row"),
+        ("", 1, "link.no_header"),
+        (b"record_id,given_name\nr1,Zo\xeb\n", None, "link.unreadable"),  # Latin-1, not UTF-8
+    ],
+)
+def test_bad_input_names_file_line_and_rule_without_values(tmp_path, content, line, rule):
+    path = _write(tmp_path, "council.csv", content)
+    with pytest.raises(LinkInputError) as caught:
+        read_input(path)
+    assert (caught.value.path, caught.value.line, caught.value.rule) == (path, line, rule)
+    assert str(path) in str(caught.value) and rule in str(caught.value)
+    assert "ANN" not in str(caught.value) and "CAT" not in str(caught.value)
+
+
+def test_a_missing_file_is_unreadable_and_two_files_may_not_share_a_stem(tmp_path):
+    with pytest.raises(LinkInputError, match="link.unreadable"):
+        read_input(tmp_path / "absent.csv")
+    (tmp_path / "b").mkdir()
+    one = read_input(_write(tmp_path, "gp.csv", "record_id\n1\n"))
+    two = read_input(_write(tmp_path / "b", "gp.csv", "record_id\n1\n"))
+    with pytest.raises(LinkInputError, match="link.duplicate_source"):
+        check_sources([one, two])
+
+
+def test_input_keeps_only_known_columns_and_blank_values_become_null(tmp_path):
+    path = _write(tmp_path, "asc.csv", "\ufeffRecord_ID,Given_Name,shoe_size\n r1 ,  ,9\n")
+    read = read_input(path)
+    assert (read.source, read.columns, read.rows) == (
+        "asc",
+        ["record_id", "given_name"],
+        [{"record_id": "r1", "given_name": None}],
     )
-    assertDataFrameEqual(first, second)

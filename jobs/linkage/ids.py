@@ -1,0 +1,83 @@
+"""Persistent person_ids: clusters found this run inherit the ids records had before.
+
+Each previous person_id goes to the cluster now holding most of its records
+(ties to the smaller cluster_id). A cluster inherits the id, of those sent to
+it, that brings it most records (ties to the smaller id); a cluster that
+inherits none gets a new id. So a re-run on the same records changes no id;
+a new record joins its person's id; two persons merged keep the larger one's
+id; a person split keeps its id on its larger part. Every record whose id
+changes is accounted for in the history: (old id -> new id, when, why).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+HISTORY_COLUMNS = ["old_person_id", "new_person_id", "reason", "records", "run_id", "changed_at"]
+
+
+def new_person_id(anchor: F.Column) -> F.Column:
+    """An id for a person first seen now: a hash of its smallest source:record_id."""
+    return F.concat(F.lit("P"), F.substring(F.sha2(anchor, 256), 1, 16))
+
+
+def assign_person_ids(clustered: DataFrame, previous: DataFrame | None, run_id: str) -> DataFrame:
+    """(source, record_id, cluster_id) + previous (source, record_id, person_id) -> adds person_id, previous_id."""
+    if previous is None:
+        previous = clustered.sparkSession.createDataFrame([], "source string, record_id string, person_id string")
+    records = clustered.join(
+        previous.select("source", "record_id", F.col("person_id").alias("previous_id")),
+        on=["source", "record_id"],
+        how="left",
+    )
+    overlap = (
+        records.where(F.col("previous_id").isNotNull())
+        .groupBy("previous_id", "cluster_id")
+        .agg(F.count("*").alias("n"))
+    )
+    by_previous = Window.partitionBy("previous_id").orderBy(F.col("n").desc(), "cluster_id")
+    heirs = overlap.withColumn("rank", F.row_number().over(by_previous)).where("rank = 1")
+    by_cluster = Window.partitionBy("cluster_id").orderBy(F.col("n").desc(), "previous_id")
+    inherited = (
+        heirs.withColumn("rank", F.row_number().over(by_cluster))
+        .where("rank = 1")
+        .select("cluster_id", F.col("previous_id").alias("inherited_id"))
+    )
+    anchors = records.groupBy("cluster_id").agg(F.min(F.concat_ws(":", "source", "record_id")).alias("anchor"))
+    # A fresh id must not reuse one already given out (a split's anchor may once have named the whole person).
+    taken = previous.select(F.col("person_id").alias("candidate")).distinct().withColumn("taken", F.lit(True))
+    fresh = (
+        anchors.withColumn("candidate", new_person_id(F.col("anchor")))
+        .join(taken, on="candidate", how="left")
+        .select(
+            "cluster_id",
+            F.when(F.col("taken"), new_person_id(F.concat_ws("|", "anchor", F.lit(run_id))))
+            .otherwise(F.col("candidate"))
+            .alias("fresh_id"),
+        )
+    )
+    ids = fresh.join(inherited, on="cluster_id", how="left").select(
+        "cluster_id", F.coalesce("inherited_id", "fresh_id").alias("person_id")
+    )
+    return records.join(ids, on="cluster_id", how="inner")
+
+
+def id_history(assigned: DataFrame, run_id: str, changed_at: datetime) -> DataFrame:
+    """Every previous id whose records now sit under another id: merge if the old id is gone, else split."""
+    moved = (
+        assigned.where(F.col("previous_id").isNotNull() & (F.col("previous_id") != F.col("person_id")))
+        .groupBy(F.col("previous_id").alias("old_person_id"), F.col("person_id").alias("new_person_id"))
+        .agg(F.count("*").alias("records"))
+    )
+    surviving = assigned.select(F.col("person_id").alias("old_person_id")).distinct().withColumn("alive", F.lit(True))
+    return moved.join(surviving, on="old_person_id", how="left").select(
+        "old_person_id",
+        "new_person_id",
+        F.when(F.col("alive"), F.lit("split")).otherwise(F.lit("merge")).alias("reason"),
+        F.col("records").cast("long").alias("records"),
+        F.lit(run_id).alias("run_id"),
+        F.lit(changed_at).cast("timestamp").alias("changed_at"),
+    )

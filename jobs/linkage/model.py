@@ -1,0 +1,230 @@
+"""The probabilistic pass: a Splink model on Spark, trained on the data it links.
+
+Comparisons are written as Splink custom levels over the features of
+jobs.linkage.features, so each level says exactly what evidence it weighs.
+m probabilities come from expectation maximisation, u probabilities from
+random pairs, the prior from the deterministic NHS-number rule; exact name
+matches carry term-frequency adjustments (a shared SMITH is weaker evidence
+than a shared ZIELINSKI).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from jobs.linkage.config import LinkageConfig
+
+log = logging.getLogger(__name__)
+
+EDGE_COLUMNS = ["unique_id_l", "unique_id_r", "match_probability"]
+TF_COLUMNS = ["given_name", "family_name"]
+
+
+def _level(sql: str, label: str, **configure: Any):
+    import splink.comparison_level_library as cll
+
+    level = cll.CustomLevel(sql, label_for_charts=label)
+    return level.configure(**configure) if configure else level
+
+
+def _null(column: str):
+    return _level(f"{column}_l IS NULL OR {column}_r IS NULL", f"{column} missing", is_null_level=True)
+
+
+def _comparison(name: str, levels: list):
+    import splink.comparison_library as cl
+
+    return cl.CustomComparison(comparison_levels=[*levels, _level("ELSE", "all other")], output_column_name=name)
+
+
+# The levels are written in Spark SQL; DuckDB (the benchmark's reference engine) names two functions differently.
+_DUCKDB_NAMES = {"jaro_winkler(": "jaro_winkler_similarity(", "arrays_overlap(": "list_has_any("}
+
+
+def comparisons(dialect: str = "spark") -> list:
+    """One comparison per identity field; levels in order of decreasing strength."""
+    if dialect == "duckdb":
+        return [_translated(c) for c in comparisons("spark")]
+    swapped = "given_name_l = family_name_r AND family_name_l = given_name_r"
+    return [
+        _comparison(
+            "given_name",
+            [
+                _null("given_name"),
+                _level("given_name_l = given_name_r", "exact", tf_adjustment_column="given_name"),
+                _level(swapped, "given and family swapped"),
+                _level("arrays_overlap(given_forms_l, given_forms_r)", "nickname of the same name"),
+                _level("jaro_winkler(given_name_l, given_name_r) >= 0.92", "Jaro-Winkler >= 0.92"),
+                _level("given_phon_l = given_phon_r", "same Soundex"),
+                _level("jaro_winkler(given_name_l, given_name_r) >= 0.8", "Jaro-Winkler >= 0.8"),
+            ],
+        ),
+        _comparison(
+            "family_name",
+            [
+                _null("family_name"),
+                _level("family_name_l = family_name_r", "exact", tf_adjustment_column="family_name"),
+                _level(swapped, "given and family swapped"),
+                _level("arrays_overlap(family_tokens_l, family_tokens_r)", "shares a part (hyphenated)"),
+                _level("jaro_winkler(family_name_l, family_name_r) >= 0.92", "Jaro-Winkler >= 0.92"),
+                _level("family_phon_l = family_phon_r", "same Soundex"),
+            ],
+        ),
+        _comparison(
+            "date_of_birth",
+            [
+                _null("dob"),
+                _level("dob_l = dob_r", "exact"),
+                # Councils' forms swap day and month when the day is 12 or less.
+                _level(
+                    "dob_year_l = dob_year_r AND dob_month_l = dob_day_r AND dob_day_l = dob_month_r",
+                    "day and month transposed",
+                ),
+                _level("levenshtein(dob_l, dob_r) <= 1", "one character differs"),
+                _level("dob_year_l = dob_year_r", "same year"),
+            ],
+        ),
+        _comparison("sex", [_null("sex"), _level("sex_l = sex_r", "exact")]),
+        _comparison(
+            "postcode",
+            [
+                _null("postcode"),
+                _level("postcode_l = postcode_r", "exact"),
+                _level("postcode_sector_l = postcode_sector_r", "same sector"),
+                _level("postcode_district_l = postcode_district_r", "same district"),
+            ],
+        ),
+        _comparison(
+            "address",
+            [
+                _null("address"),
+                _level("address_l = address_r", "exact"),
+                _level("jaro_winkler(address_l, address_r) >= 0.9", "Jaro-Winkler >= 0.9"),
+            ],
+        ),
+        _comparison("nhs_number", [_null("nhs_number"), _level("nhs_number_l = nhs_number_r", "exact")]),
+    ]
+
+
+def _translated(comparison):
+    for level in comparison._comparison_levels:
+        for spark_name, duckdb_name in _DUCKDB_NAMES.items():
+            level.sql_condition = level.sql_condition.replace(spark_name, duckdb_name)
+    return comparison
+
+
+def _block(columns: tuple[str, ...]):
+    from splink import block_on
+
+    return block_on(*columns)
+
+
+def splink_settings(config: LinkageConfig, available: set[str] | None = None, dialect: str = "spark"):
+    """The model's settings: comparisons and blocking rules restricted to the features present."""
+    from splink import SettingsCreator
+
+    usable = [c for c in comparisons(dialect) if available is None or c.create_output_column_name() in available]
+    rules = [r for r in config.blocking_rules if available is None or set(r) <= available]
+    return SettingsCreator(
+        link_type="dedupe_only",
+        unique_id_column_name="unique_id",
+        comparisons=usable,
+        blocking_rules_to_generate_predictions=[_block(r) for r in rules],
+        retain_matching_columns=False,
+        retain_intermediate_calculation_columns=False,
+        max_iterations=config.max_iterations,
+    )
+
+
+def spark_api(spark: SparkSession, checkpoint_dir: str, break_lineage: str):
+    """Splink's Spark backend; intermediate tables persisted in memory, or as parquet under checkpoint_dir."""
+    from splink.backends.spark import SparkAPI
+
+    spark.sparkContext.setCheckpointDir(checkpoint_dir)
+    return SparkAPI(spark_session=spark, break_lineage_method=break_lineage)
+
+
+def train(linker, config: LinkageConfig, features: set[str]) -> None:
+    """Prior from the NHS-number rule, u from random pairs, m by EM on each training block."""
+    if "nhs_number" in features:
+        linker.training.estimate_probability_two_random_records_match(
+            ["l.nhs_number = r.nhs_number"], recall=config.prior_recall
+        )
+    linker.training.estimate_u_using_random_sampling(max_pairs=config.u_max_pairs, seed=config.seed, num_chunks=1)
+    for rule in config.training_blocking_rules:
+        if set(rule) <= features:
+            linker.training.estimate_parameters_using_expectation_maximisation(_block(rule))
+
+
+def train_and_predict(
+    spark: SparkSession, features: DataFrame, config: LinkageConfig, checkpoint_dir: str, available: set[str]
+) -> tuple[DataFrame, dict]:
+    """Full link: train on every identity, score every blocked pair at or above the review floor.
+
+    Returns (edges: unique_id_l, unique_id_r, match_probability; the trained model as a dict).
+    """
+    from splink import Linker
+
+    db_api = spark_api(spark, checkpoint_dir, config.break_lineage)
+    linker = Linker(db_api.register(features), splink_settings(config, available), log_level=logging.WARNING)
+    train(linker, config, available)
+    predictions = linker.inference.predict(threshold_match_probability=config.review_floor)
+    edges = predictions.as_spark_dataframe().select(*EDGE_COLUMNS)
+    return edges, linker.misc.save_model_to_json()
+
+
+def predict_new(
+    spark: SparkSession,
+    features: DataFrame,
+    new_ids: DataFrame,
+    model: dict,
+    config: LinkageConfig,
+    checkpoint_dir: str,
+) -> DataFrame:
+    """Incremental link: score new identities against each other and against every existing one.
+
+    The trained model is reused as it is; term frequencies come from all identities.
+    """
+    from splink import Linker
+
+    db_api = spark_api(spark, checkpoint_dir, config.break_lineage)
+    linker = Linker(db_api.register(features), model, log_level=logging.WARNING)
+    for column in TF_COLUMNS:
+        if f"{column}_l" in json.dumps(model):
+            linker.table_management.compute_tf_table(column)
+    new = features.join(new_ids, on="unique_id", how="left_semi")
+    existing = features.join(new_ids, on="unique_id", how="left_anti")
+    new_sdf = db_api.register(new)
+    within = linker.inference.predict_within(
+        new_sdf, threshold_match_probability=config.review_floor, warning_mode="never"
+    )
+    between = linker.inference.predict_between(
+        new_sdf, db_api.register(existing), threshold_match_probability=config.review_floor, warning_mode="never"
+    )
+    return (
+        within.as_spark_dataframe()
+        .select(*EDGE_COLUMNS)
+        .unionByName(between.as_spark_dataframe().select(*EDGE_COLUMNS))
+    )
+
+
+def connected_components(
+    spark: SparkSession, nodes: DataFrame, edges: DataFrame, checkpoint_dir: str, config: LinkageConfig
+) -> DataFrame:
+    """(unique_id) nodes and (unique_id_l, unique_id_r) edges -> (unique_id, cluster_id), by Splink."""
+    from splink.clustering import cluster_pairwise_predictions_at_threshold
+
+    db_api = spark_api(spark, checkpoint_dir, config.break_lineage)
+    clusters = cluster_pairwise_predictions_at_threshold(
+        nodes.select("unique_id"),
+        edges.select("unique_id_l", "unique_id_r", F.lit(1.0).alias("match_probability")),
+        db_api,
+        node_id_column_name="unique_id",
+        threshold_match_probability=0.5,
+    )
+    return clusters.as_spark_dataframe().select("unique_id", "cluster_id")
