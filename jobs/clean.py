@@ -388,7 +388,6 @@ def adapt_opt_outs(bronze: DataFrame) -> DataFrame:
     return bronze.select(
         number.alias("nhs_number"),
         number.alias("record_id"),  # the list's key is the number itself
-        F.lit(None).cast("string").alias("postcode"),  # no address: with_geography finds nothing
         *_LINEAGE,
         F.when(number.isNull(), F.concat(F.lit("clean.nhs_number_"), std.nhs_number_issue(F.col("nhs_number")))).alias(
             REJECT
@@ -560,7 +559,8 @@ def _silver_is_stale(spark: SparkSession, settings: Settings, source: str) -> bo
     if not lake.table_exists(spark, silver_path):
         return True
     written = _last_commit(spark, silver_path)
-    inputs = [versions_path] + ([] if source == "ons_postcodes" else [settings.table("silver", "ons_postcodes")])
+    located = SILVER_CONTRACT.get(source, "person_event") == "person_event"
+    inputs = [versions_path] + ([settings.table("silver", "ons_postcodes")] if located else [])
     if any(_last_commit(spark, p) >= written for p in inputs if lake.table_exists(spark, p)):
         return True
     current = history.current(lake.read(spark, versions_path)).count()
@@ -573,7 +573,8 @@ def _write_silver(spark: SparkSession, settings: Settings, source: str) -> None:
     if not _silver_is_stale(spark, settings, source):
         return
     current = history.current(lake.read(spark, history_path(settings, source)))
-    if source != "ons_postcodes":
+    # Only person events are located; the postcode directory and the opt-out list carry no address.
+    if SILVER_CONTRACT.get(source, "person_event") == "person_event":
         current = with_geography(current, lake.read(spark, settings.table("silver", "ons_postcodes")))
     silver = conform(current, table_contract("silver", SILVER_CONTRACT.get(source, "person_event")))
     lake.replace(silver, settings.table("silver", source))

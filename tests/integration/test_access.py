@@ -27,7 +27,7 @@ from delta.tables import DeltaTable
 from jobs import access, cli, lake
 from jobs.config import REPO_ROOT, Settings
 from jobs.contracts import gold_contracts
-from jobs.gate import RuleResult, publish, record_results
+from jobs.gate import RuleResult, publish, record_all_results
 
 pytestmark = pytest.mark.integration
 
@@ -182,7 +182,7 @@ def test_a_run_that_changed_nothing_reads_the_state_it_left(spark, analyst):
         result = RuleResult(
             f"{contract.name}.rows", "expect_table_row_count_to_be_between", "fail", True, 5, 0, 0.0, None
         )
-        record_results(spark, analyst, run_id, contract.name, [result], layer="gold")
+        record_all_results(spark, analyst, run_id, [("gold", contract.name, [result])])
         lake.replace(
             lake.read(spark, analyst.table("gold", contract.name)), analyst.table("staging/gold", contract.name)
         )

@@ -13,13 +13,14 @@ def test_the_opt_out_list_cleans_to_its_silver_contract_and_bad_numbers_are_quar
     assert source_contract("opt_outs").column_names == ["nhs_number"]
     bronze = spark.createDataFrame(
         [
-            (" 999 000 0018", "2026-11-01", "opt_outs.csv", 2, "{}", "x"),
-            ("9990000026", "2026-11-01", "opt_outs.csv", 3, "{}", "x"),
-            ("9990000027", "2026-11-01", "opt_outs.csv", 4, "{}", "x"),  # fails Modulus 11
-            ("O'999", "2026-11-01", "opt_outs.csv", 5, "{}", "x"),
-            (None, "2026-11-01", "opt_outs.csv", 6, "{}", "x"),
+            (" 999 000 0018", "2026-11-01", "opt_outs.csv", 2, "{}", "x", None, "b1"),
+            ("9990000026", "2026-11-01", "opt_outs.csv", 3, "{}", "x", None, "b1"),
+            ("9990000027", "2026-11-01", "opt_outs.csv", 4, "{}", "x", None, "b1"),  # fails Modulus 11
+            ("O'999", "2026-11-01", "opt_outs.csv", 5, "{}", "x", None, "b1"),
+            (None, "2026-11-01", "opt_outs.csv", 6, "{}", "x", None, "b1"),
         ],
-        "nhs_number string, _delivery string, _source_file string, _line long, _raw string, _file_sha256 string",
+        "nhs_number string, _delivery string, _source_file string, _line long, _raw string, _file_sha256 string, "
+        "_landed_at timestamp, _batch_id string",
     )
     adapted = ADAPTERS["opt_outs"](bronze)
     reasons = adapted.select("_line", REJECT)
