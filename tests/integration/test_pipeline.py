@@ -7,14 +7,11 @@ from __future__ import annotations
 import csv
 import hashlib
 import hmac
-import http.server
 import json
 import os
 import re
 import shutil
 import subprocess
-import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -27,38 +24,16 @@ from jobs.gate import GateFailed, gate_all
 
 pytestmark = pytest.mark.integration
 
-PEOPLE = 300
-
-
-def run_pipeline(settings, run_date: str, **extra_env: str) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "PLACELAKE_HOME": settings.home,
-        "PLACELAKE_SPARK_MASTER": "local[2]",
-        "PLACELAKE_SHUFFLE_PARTITIONS": "1",
-        "PLACELAKE_DRIVER_MEMORY": "2g",
-        **extra_env,
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "jobs.cli", "run", "--people", str(PEOPLE), "--date", run_date],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-
 
 @pytest.fixture(scope="module")
-def pipeline_run(settings):
-    result = run_pipeline(settings, "2026-11-01")
-    if result.returncode != 0:
-        sys.stderr.write(result.stdout[-10000:] + result.stderr[-10000:])
-    return result
+def place(pipeline_run):
+    """Settings for the lake the shared first run built (tests/integration/conftest.py)."""
+    return pipeline_run.settings
 
 
 def test_run_succeeds_and_summarises_every_gold_table(pipeline_run):
-    assert pipeline_run.returncode == 0
-    out = pipeline_run.stdout
+    assert pipeline_run.result.returncode == 0
+    out = pipeline_run.result.stdout
     assert "land=success" in out and "report=success" in out
     for contract in gold_contracts():
         # name, gate PASS, row count, Delta version 0 (first publication)
@@ -71,57 +46,55 @@ def _pseudonym(value: str) -> str:
     return hmac.new(os.environ["PLACELAKE_PSEUDONYM_KEY"].encode(), value.encode(), hashlib.sha256).hexdigest()
 
 
-def _opted_out_person_ids(spark, settings) -> set[str]:
+def _opted_out_person_ids(spark, place) -> set[str]:
     """Linked people with any record (or best-known record) carrying a number on the silver opt-out list."""
-    listed = {r.nhs_number for r in lake.read(spark, settings.table("silver", "opt_outs")).collect()}
-    links = lake.read(spark, settings.table("silver", "person_link"))
-    found = {
-        r.person_id for r in lake.read(spark, settings.table("silver", "person")).collect() if r.nhs_number in listed
-    }
+    listed = {r.nhs_number for r in lake.read(spark, place.table("silver", "opt_outs")).collect()}
+    links = lake.read(spark, place.table("silver", "person_link"))
+    found = {r.person_id for r in lake.read(spark, place.table("silver", "person")).collect() if r.nhs_number in listed}
     for contract in source_contracts():
         if contract.kind == "person_events":
-            records = lake.read(spark, settings.table("silver", contract.name)).where(F.col("nhs_number").isin(*listed))
+            records = lake.read(spark, place.table("silver", contract.name)).where(F.col("nhs_number").isin(*listed))
             found |= {r.person_id for r in records.join(links, ["source", "record_id"], "inner").collect()}
     return found
 
 
-def test_gold_tables_are_published_at_their_grain(pipeline_run, spark, settings):
-    person = lake.read(spark, settings.table("gold", "person"))
-    silver_person = lake.read(spark, settings.table("silver", "person"))
-    opted_out = _opted_out_person_ids(spark, settings)
+def test_gold_tables_are_published_at_their_grain(pipeline_run, spark, place):
+    person = lake.read(spark, place.table("gold", "person"))
+    silver_person = lake.read(spark, place.table("silver", "person"))
+    opted_out = _opted_out_person_ids(spark, place)
     assert opted_out, "the generated place has people on the opt-out list"
     assert person.count() == silver_person.count() - len(opted_out) > 0
     assert person.select("person_key").distinct().count() == person.count()
 
-    care_event = lake.read(spark, settings.table("gold", "care_event"))
-    links = lake.read(spark, settings.table("silver", "person_link"))
+    care_event = lake.read(spark, place.table("gold", "care_event"))
+    links = lake.read(spark, place.table("silver", "person_link"))
     assert care_event.count() == links.where(~F.col("person_id").isin(*opted_out)).count()
     orphans = care_event.join(person, on="person_key", how="left_anti").count()
     assert orphans == 0
 
-    place_month = lake.read(spark, settings.table("gold", "place_month"))
+    place_month = lake.read(spark, place.table("gold", "place_month"))
     wards = place_month.where(F.col("area_level") == "ward")
     assert wards.select("area_code").distinct().count() == 10
     assert place_month.where(F.col("area_level") == "place").count() == 24  # one place row per month
     counts = [c.name for c in table_contract("gold", "place_month").columns if c.type == "long"]
     for name in ("place_month", "cohort_area"):
-        table = lake.read(spark, settings.table("gold", name))
+        table = lake.read(spark, place.table("gold", name))
         for column in [c for c in counts if c in table.columns] + (["people"] if name == "cohort_area" else []):
             assert table.where(F.col(column).between(1, 7) | (F.col(column) % 5 != 0)).count() == 0, (name, column)
     # Every cohort member is a published person.
     for name in ("cohort_hiu", "cohort_delay", "cohort_risk"):
-        cohort = lake.read(spark, settings.table("gold", name))
+        cohort = lake.read(spark, place.table("gold", name))
         assert cohort.join(person, on="person_key", how="left_anti").count() == 0, name
 
 
-def test_people_on_the_opt_out_list_are_in_no_gold_table(pipeline_run, spark, settings):
+def test_people_on_the_opt_out_list_are_in_no_gold_table(pipeline_run, spark, place):
     """The generator's truth names who opted out: none of their people or records reach gold."""
-    opted = {r["truth_id"] for r in _truth(settings, "opt_outs.csv")}
+    opted = {r["truth_id"] for r in _truth(place, "opt_outs.csv")}
     assert opted
-    records = [r for r in _truth(settings, "records.csv") if r["truth_id"] in opted]
+    records = [r for r in _truth(place, "records.csv") if r["truth_id"] in opted]
     event_keys = {_pseudonym(f"{r['source']}:{r['record_id']}") for r in records}
     linked = (
-        lake.read(spark, settings.table("silver", "person_link"))
+        lake.read(spark, place.table("silver", "person_link"))
         .where(F.concat_ws(":", "source", "record_id").isin(*{f"{r['source']}:{r['record_id']}" for r in records}))
         .select("person_id")
         .distinct()
@@ -130,25 +103,25 @@ def test_people_on_the_opt_out_list_are_in_no_gold_table(pipeline_run, spark, se
     person_keys = {_pseudonym(r.person_id) for r in linked}
     assert event_keys and person_keys
     for contract in gold_contracts():
-        table = lake.read(spark, settings.table("gold", contract.name))
+        table = lake.read(spark, place.table("gold", contract.name))
         for column in ("person_key", "event_key"):
             if column in table.columns:
                 keys = event_keys if column == "event_key" else person_keys
                 assert table.where(F.col(column).isin(*keys)).count() == 0, (contract.name, column)
 
 
-def _truth(settings, name: str) -> list[dict[str, str]]:
-    with open(Path(settings.path("truth", name)), encoding="utf-8", newline="") as handle:
+def _truth(place, name: str) -> list[dict[str, str]]:
+    with open(Path(place.path("truth", name)), encoding="utf-8", newline="") as handle:
         return list(csv.DictReader(handle))
 
 
-def test_every_delivered_file_meets_the_fate_the_truth_expects(pipeline_run, spark, settings):
+def test_every_delivered_file_meets_the_fate_the_truth_expects(pipeline_run, spark, place):
     manifest = {
-        Path(m.path).relative_to(settings.landing).as_posix(): m
-        for m in lake.read(spark, settings.table("ops", "landing_manifest")).collect()
+        Path(m.path).relative_to(place.landing).as_posix(): m
+        for m in lake.read(spark, place.table("ops", "landing_manifest")).collect()
     }
     assert {m.source for m in manifest.values()} == {c.name for c in source_contracts()}
-    files = _truth(settings, "files.csv")
+    files = _truth(place, "files.csv")
     assert set(manifest) == {f["file"] for f in files}
     for f in files:
         m = manifest[f["file"]]
@@ -158,19 +131,19 @@ def test_every_delivered_file_meets_the_fate_the_truth_expects(pipeline_run, spa
         assert (m.status, m.rule or "") == (status, rule), f
         if m.status == "landed":
             assert m.rows_in_file == m.rows_landed + m.rows_quarantined == int(f["rows"]) > 0
-            landed = lake.read(spark, settings.table("bronze", m.source)).where(F.col("_file_sha256") == m.sha256)
+            landed = lake.read(spark, place.table("bronze", m.source)).where(F.col("_file_sha256") == m.sha256)
             assert landed.count() == m.rows_landed
     assert {f["damage"] for f in files} >= {"bom", "latin1", "header_order", "empty", "sent_twice"}
 
 
-def test_every_damaged_row_is_quarantined_where_the_truth_says(pipeline_run, spark, settings):
-    landed_files = {f["file"] for f in _truth(settings, "files.csv") if f["expected"] == "landed"}
-    damage = [d for d in _truth(settings, "damage.csv") if d["file"] in landed_files]
-    quarantine = lake.read(spark, settings.path("lake", "quarantine", "rows"))
+def test_every_damaged_row_is_quarantined_where_the_truth_says(pipeline_run, spark, place):
+    landed_files = {f["file"] for f in _truth(place, "files.csv") if f["expected"] == "landed"}
+    damage = [d for d in _truth(place, "damage.csv") if d["file"] in landed_files]
+    quarantine = lake.read(spark, place.path("lake", "quarantine", "rows"))
 
     def placed(stage: str) -> set[tuple[str, int]]:
         rows = quarantine.where(F.col("stage") == stage).select("source_file", "line").collect()
-        return {(Path(r.source_file).relative_to(settings.landing).as_posix(), r.line) for r in rows}
+        return {(Path(r.source_file).relative_to(place.landing).as_posix(), r.line) for r in rows}
 
     expected_land = {(d["file"], int(d["line"])) for d in damage if d["kind"] == "ragged_row"}
     # Admission method and discharge destination go through national code lists: kept (and flagged when the
@@ -190,21 +163,21 @@ def test_every_damaged_row_is_quarantined_where_the_truth_says(pipeline_run, spa
         if contract.kind != "person_events":
             continue
         key = contract.record_key[0]
-        bronze = lake.read(spark, settings.table("bronze", contract.name))
+        bronze = lake.read(spark, place.table("bronze", contract.name))
         rejected = quarantine.where((F.col("stage") == "clean") & (F.col("source") == contract.name)).select(
             F.col("source_file").alias("_source_file"), F.col("line").alias("_line")
         )
         usable = bronze.join(rejected, on=["_source_file", "_line"], how="left_anti")
-        silver = lake.read(spark, settings.table("silver", contract.name))
+        silver = lake.read(spark, place.table("silver", contract.name))
         assert silver.count() == usable.select(key).distinct().count(), contract.name
 
 
-def _landing_identifiers(settings) -> dict[str, set[str]]:
+def _landing_identifiers(place) -> dict[str, set[str]]:
     found: dict[str, set[str]] = {"nhs": set(), "name": set(), "dob": set(), "postcode": set()}
-    encodings = {f["file"]: f["encoding"] for f in _truth(settings, "files.csv")}
+    encodings = {f["file"]: f["encoding"] for f in _truth(place, "files.csv")}
     for contract in source_contracts():
-        for path in Path(settings.landing, contract.name).rglob("*.*"):
-            encoding = encodings.get(path.relative_to(settings.landing).as_posix(), "utf-8")
+        for path in Path(place.landing, contract.name).rglob("*.*"):
+            encoding = encodings.get(path.relative_to(place.landing).as_posix(), "utf-8")
             with open(path, encoding=encoding, newline="") as handle:
                 if contract.format["type"] == "jsonl":
                     rows = []
@@ -233,11 +206,11 @@ def _landing_identifiers(settings) -> dict[str, set[str]]:
     return found
 
 
-def test_no_direct_identifier_reaches_gold_or_the_report(pipeline_run, spark, settings):
-    ids = _landing_identifiers(settings)
+def test_no_direct_identifier_reaches_gold_or_the_report(pipeline_run, spark, place):
+    ids = _landing_identifiers(place)
     assert all(ids.values()), "the generated place should carry every kind of identifier"
     for contract in gold_contracts():
-        table = lake.read(spark, settings.table("gold", contract.name))
+        table = lake.read(spark, place.table("gold", contract.name))
         for column, _dtype in table.dtypes:
             values = {str(r[0]) for r in table.select(column).distinct().collect() if r[0] is not None}
             upper = {v.upper() for v in values}
@@ -247,27 +220,27 @@ def test_no_direct_identifier_reaches_gold_or_the_report(pipeline_run, spark, se
             assert not (compact & ids["postcode"]), f"gold.{contract.name}.{column} holds a postcode"
             assert not (values & ids["dob"]), f"gold.{contract.name}.{column} holds a date of birth"
 
-    stored = " ".join(str(v) for row in lake.read(spark, settings.table("ops", "dq_results")).collect() for v in row)
-    stored += " ".join(str(v) for row in lake.read(spark, settings.table("ops", "scorecard")).collect() for v in row)
+    stored = " ".join(str(v) for row in lake.read(spark, place.table("ops", "dq_results")).collect() for v in row)
+    stored += " ".join(str(v) for row in lake.read(spark, place.table("ops", "scorecard")).collect() for v in row)
     assert not set(re.findall(r"\d{10}", stored)) & ids["nhs"]
     assert not {p for p in ids["postcode"] if p in re.sub(r"\s", "", stored.upper())}
     assert not {d for d in ids["dob"] if d in stored}
 
-    report = Path(settings.reports, "quality.html").read_text(encoding="utf-8")
-    report += " ".join(p.read_text(encoding="utf-8") for p in Path(settings.reports).glob("data_docs/*.html"))
+    report = Path(place.reports, "quality.html").read_text(encoding="utf-8")
+    report += " ".join(p.read_text(encoding="utf-8") for p in Path(place.reports).glob("data_docs/*.html"))
     digits = set(re.findall(r"\d{10}", re.sub(r"(\d) (\d)", r"\1\2", report)))
     assert not digits & ids["nhs"]
     assert not {p for p in ids["postcode"] if p in re.sub(r"\s", "", report)}
     assert not {d for d in ids["dob"] if d in report}
 
 
-def test_deterministic_links_agree_with_the_truth(pipeline_run, spark, settings):
+def test_deterministic_links_agree_with_the_truth(pipeline_run, spark, place):
     truth = (
         spark.read.option("header", True)
-        .csv(settings.path("truth", "records.csv"))
+        .csv(place.path("truth", "records.csv"))
         .select("source", "record_id", "truth_id")
     )
-    all_links = lake.read(spark, settings.table("silver", "person_link"))
+    all_links = lake.read(spark, place.table("silver", "person_link"))
     links = all_links.join(truth, ["source", "record_id"], "inner").persist()
     assert links.count() == all_links.count()  # every linked record is one the generator made
     # Precision: records sitting with their person's majority truth. Identity noise (a wrong NHS number
@@ -278,7 +251,7 @@ def test_deterministic_links_agree_with_the_truth(pipeline_run, spark, settings)
     assert agreed / total >= 0.99, agreed / total
     # Recall of the NHS-number pass: a person's NHS-linked records sit together, except for people
     # deliberately registered twice under a second number.
-    twice = {d["record_id"] for d in _truth(settings, "damage.csv") if d["kind"] == "registered_twice"}
+    twice = {d["record_id"] for d in _truth(place, "damage.csv") if d["kind"] == "registered_twice"}
     nhs_linked = links.where((F.col("method") == "nhs_number") & ~F.col("record_id").isin(*twice or {""}))
     people = nhs_linked.groupBy("truth_id").agg(F.countDistinct("person_id").alias("n"))
     split, whole = people.where("n > 1").count(), people.count()
@@ -286,9 +259,9 @@ def test_deterministic_links_agree_with_the_truth(pipeline_run, spark, settings)
     links.unpersist()
 
 
-def test_gate_blocks_a_broken_table_and_the_published_version_stays_readable(pipeline_run, spark, settings):
-    gold_path = settings.table("gold", "person")
-    staging_path = settings.table("staging/gold", "person")
+def test_gate_blocks_a_broken_table_and_the_published_version_stays_readable(pipeline_run, spark, place):
+    gold_path = place.table("gold", "person")
+    staging_path = place.table("staging/gold", "person")
     version_before = lake.version(spark, gold_path)
     rows_before = lake.read(spark, gold_path).count()
     good_staging = lake.read(spark, staging_path).cache()
@@ -298,11 +271,11 @@ def test_gate_blocks_a_broken_table_and_the_published_version_stays_readable(pip
     lake.replace(broken, staging_path)
     try:
         with pytest.raises(GateFailed, match=r"person: .*person\.person_key\.unique"):
-            gate_all(spark, settings, run_id="test-broken-gate")
+            gate_all(spark, place, run_id="test-broken-gate")
         assert lake.version(spark, gold_path) == version_before
         assert lake.read(spark, gold_path).count() == rows_before
         failed = (
-            lake.read(spark, settings.table("ops", "dq_results"))
+            lake.read(spark, place.table("ops", "dq_results"))
             .where((F.col("run_id") == "test-broken-gate") & ~F.col("success"))
             .select("table", "rule_id", "unexpected_count")
             .collect()
@@ -313,10 +286,10 @@ def test_gate_blocks_a_broken_table_and_the_published_version_stays_readable(pip
         lake.replace(good_staging, staging_path)
 
 
-def test_report_renders_offline_in_a_real_browser(pipeline_run, settings):
+def test_report_renders_offline_in_a_real_browser(pipeline_run, place):
     chromium = shutil.which("chromium")
     assert chromium, "make test installs Debian's chromium; run the suite through make"
-    report = Path(settings.reports, "quality.html")
+    report = Path(place.reports, "quality.html")
     page = report.read_text(encoding="utf-8")
     # Offline: nothing to fetch; links go to in-page anchors, the data dictionary and the Data Docs pages beside it.
     links = re.findall(r"""(?:src|href)=["'](?!#)([^"']+)""", page)
@@ -342,7 +315,7 @@ def test_report_renders_offline_in_a_real_browser(pipeline_run, settings):
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
-        f"--user-data-dir={settings.path('chromium-profile')}",
+        f"--user-data-dir={place.path('chromium-profile')}",
         "--enable-logging=stderr",
         "--v=0",
     ]
@@ -367,72 +340,43 @@ def test_report_renders_offline_in_a_real_browser(pipeline_run, settings):
     assert screenshot.stat().st_size > 20_000
 
 
-def test_a_failing_gate_fails_its_task_and_the_run_and_gold_stays_as_it_was(pipeline_run, spark, settings, tmp_path):
-    gold = {c.name: settings.table("gold", c.name) for c in gold_contracts()}
-    versions_before = {name: lake.version(spark, path) for name, path in gold.items()}
-    rows_before = {name: lake.read(spark, path).count() for name, path in gold.items()}
+def test_a_failing_gate_fails_its_task_and_the_run_and_gold_stays_as_it_was(pipeline_run, failed_gate_run, spark):
+    """The second run (on a copy of the first run's lake) breaks a gold rule: its task, and the run, fail."""
+    first, second = pipeline_run.settings, failed_gate_run.settings
+    gold = {c.name: (first.table("gold", c.name), second.table("gold", c.name)) for c in gold_contracts()}
 
-    rules = tmp_path / "expectations"
-    shutil.copytree(REPO_ROOT / "expectations", rules)
-    with open(rules / "gold" / "person.yaml", "a", encoding="utf-8") as handle:
-        handle.write(
-            "  - id: person.impossible_for_this_test\n"
-            "    expectation: expect_table_row_count_to_be_between\n"
-            "    kwargs: {max_value: 0}\n"
-            "    severity: fail\n"
-            "    description: A rule no real table can pass.\n"
-        )
-    alerts = []
-
-    class Webhook(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - the http.server API
-            alerts.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Webhook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        result = run_pipeline(
-            settings,
-            "2026-11-02",
-            PLACELAKE_EXPECTATIONS_DIR=str(rules),
-            PLACELAKE_ALERT_WEBHOOK=f"http://127.0.0.1:{server.server_address[1]}/alert",
-        )
-    finally:
-        server.shutdown()
-
+    result, rule = failed_gate_run.result, failed_gate_run.broken_rule
     assert result.returncode == 1
     # Airflow's failure callback alerted once, for the gate task, naming the rule (the watcher stays quiet).
+    alerts = failed_gate_run.alerts
     assert [(a["dag_id"], a["task_id"]) for a in alerts] == [("placelake", "gate")]
-    assert "person.impossible_for_this_test" in alerts[0]["text"]
+    assert rule in alerts[0]["text"]
     out = result.stdout
     assert "gate=failed" in out and "publish=upstream_failed" in out and "report=success" in out
-    assert re.search(r"^\s+person\s+FAIL\s+.*person\.impossible_for_this_test", out, re.MULTILINE)
-    assert {name: lake.version(spark, path) for name, path in gold.items()} == versions_before
-    assert {name: lake.read(spark, path).count() for name, path in gold.items()} == rows_before
-    assert "A gate failed" in Path(settings.reports, "quality.html").read_text(encoding="utf-8")
+    assert re.search(rf"^\s+person\s+FAIL\s+.*{re.escape(rule)}", out, re.MULTILINE)
+    # Gold is as the first run published it: same versions, same rows.
+    for name, (before, after) in gold.items():
+        assert lake.version(spark, after) == lake.version(spark, before), name
+        assert lake.read(spark, after).count() == lake.read(spark, before).count(), name
+    assert "A gate failed" in Path(second.reports, "quality.html").read_text(encoding="utf-8")
 
 
-def test_placelake_sql_sees_gold_only(pipeline_run, spark, settings, monkeypatch, capsys):
+def test_placelake_sql_sees_gold_only(pipeline_run, spark, place, monkeypatch, capsys):
     from jobs.cli import main
 
-    monkeypatch.setenv("PLACELAKE_HOME", settings.home)
+    monkeypatch.setenv("PLACELAKE_HOME", place.home)
     assert main(["sql", "SELECT count(*) AS people FROM gold.person", "--format", "csv"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out == ["people", str(lake.read(spark, settings.table("gold", "person")).count())]
+    assert out == ["people", str(lake.read(spark, place.table("gold", "person")).count())]
     # Silver holds identifiers: it is not a table an analyst can name.
     assert main(["sql", "SELECT * FROM person_link"]) == 1
     assert "unknown table `person_link`" in capsys.readouterr().err
 
 
-def test_placelake_status_lists_every_layer(pipeline_run, settings, monkeypatch, capsys):
+def test_placelake_status_lists_every_layer(pipeline_run, place, monkeypatch, capsys):
     from jobs.cli import main
 
-    monkeypatch.setenv("PLACELAKE_HOME", settings.home)
+    monkeypatch.setenv("PLACELAKE_HOME", place.home)
     assert main(["status"]) == 0
     out = capsys.readouterr().out
     for layer in ("bronze:", "silver:", "gold:", "ops:", "quarantine:"):
