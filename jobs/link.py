@@ -54,15 +54,7 @@ IDENTITY = [
 FEATURES = {"given_name", "family_name", "date_of_birth", "sex", "postcode", "nhs_number", "address"}
 # Silver sources carry no address.
 SILVER_FEATURES = FEATURES - {"address"}
-FEATURE_COLUMNS = {
-    "given_name": ["given_name", "given_canon", "given_phon"],
-    "family_name": ["family_name", "family_phon"],
-    "date_of_birth": ["dob", "dob_year"],
-    "sex": ["sex"],
-    "postcode": ["postcode"],
-    "nhs_number": ["nhs_number"],
-    "address": ["address"],
-}
+FEATURE_COLUMNS = feat.FEATURE_COLUMNS
 
 
 def available_features(present: set[str]) -> set[str]:

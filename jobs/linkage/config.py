@@ -22,6 +22,7 @@ class LinkageConfig:
     break_lineage: str
     blocking_rules: tuple[tuple[str, ...], ...]
     training_blocking_rules: tuple[tuple[str, ...], ...]
+    fixed_m: dict[str, dict[str, float]]
     max_new_fraction: float
     nicknames: dict[str, tuple[str, ...]]
 
@@ -40,6 +41,7 @@ class LinkageConfig:
             break_lineage=str(prob["break_lineage"]),
             blocking_rules=tuple(tuple(r) for r in prob["blocking_rules"]),
             training_blocking_rules=tuple(tuple(r) for r in prob["training_blocking_rules"]),
+            fixed_m={c: {label: float(m) for label, m in levels.items()} for c, levels in prob["fixed_m"].items()},
             max_new_fraction=float(raw["incremental"]["max_new_fraction"]),
             nicknames={k.upper(): tuple(v.upper() for v in vs) for k, vs in raw["nicknames"].items()},
         )

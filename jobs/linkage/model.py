@@ -18,6 +18,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.linkage.config import LinkageConfig
+from jobs.linkage.features import FEATURE_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +47,15 @@ def _comparison(name: str, levels: list):
 _DUCKDB_NAMES = {"jaro_winkler(": "jaro_winkler_similarity(", "arrays_overlap(": "list_has_any("}
 
 
-def comparisons(dialect: str = "spark") -> list:
-    """One comparison per identity field; levels in order of decreasing strength."""
+def comparisons(dialect: str = "spark", fixed_m: dict[str, dict[str, float]] | None = None) -> list:
+    """One comparison per identity field; levels in order of decreasing strength.
+
+    fixed_m: comparison -> level label -> an m probability set, not estimated.
+    """
     if dialect == "duckdb":
-        return [_translated(c) for c in comparisons("spark")]
+        return [_translated(c) for c in comparisons("spark", fixed_m)]
+    if fixed_m:
+        return [_with_fixed_m(c, fixed_m.get(c.create_output_column_name(), {})) for c in comparisons(dialect)]
     swapped = "given_name_l = family_name_r AND family_name_l = given_name_r"
     return [
         _comparison(
@@ -111,6 +117,16 @@ def comparisons(dialect: str = "spark") -> list:
     ]
 
 
+def _with_fixed_m(comparison, fixed: dict[str, float]):
+    labels = {level.create_label_for_charts(): level for level in comparison._comparison_levels}
+    unknown = set(fixed) - set(labels)
+    if unknown:
+        raise ValueError(f"fixed_m: no level {sorted(unknown)} in comparison {comparison.create_output_column_name()}")
+    for label, m in fixed.items():
+        labels[label].configure(m_probability=m, fix_m_probability=True)
+    return comparison
+
+
 def _translated(comparison):
     for level in comparison._comparison_levels:
         for spark_name, duckdb_name in _DUCKDB_NAMES.items():
@@ -128,7 +144,11 @@ def splink_settings(config: LinkageConfig, available: set[str] | None = None, di
     """The model's settings: comparisons and blocking rules restricted to the features present."""
     from splink import SettingsCreator
 
-    usable = [c for c in comparisons(dialect) if available is None or c.create_output_column_name() in available]
+    usable = [
+        c
+        for c in comparisons(dialect, config.fixed_m)
+        if available is None or c.create_output_column_name() in available
+    ]
     rules = [r for r in config.blocking_rules if available is None or set(r) <= available]
     return SettingsCreator(
         link_type="dedupe_only",
@@ -149,6 +169,28 @@ def spark_api(spark: SparkSession, checkpoint_dir: str, break_lineage: str):
     return SparkAPI(spark_session=spark, break_lineage_method=break_lineage)
 
 
+def training_sessions(config: LinkageConfig, features: set[str]) -> list[tuple[str, ...]]:
+    """The EM training blocks to run, in order: each usable one that estimates a comparison no earlier one did.
+
+    A session cannot estimate the comparisons of its own blocking columns. The
+    purest blocks come first (a shared NHS number is nearly always one
+    person); a later, noisier block (the same full name also holds a father
+    and his namesake son) runs only for what the purer ones could not reach,
+    so its bias is not averaged into m probabilities already well estimated.
+    """
+    compared = {name for name in FEATURE_COLUMNS if name in features}
+    estimated: set[str] = set()
+    sessions = []
+    for rule in config.training_blocking_rules:
+        if not set(rule) <= features:
+            continue
+        blocked = {name for name, columns in FEATURE_COLUMNS.items() if set(columns) & set(rule)}
+        if (compared - blocked) - estimated:
+            sessions.append(rule)
+            estimated |= compared - blocked
+    return sessions
+
+
 def train(linker, config: LinkageConfig, features: set[str]) -> None:
     """Prior from the NHS-number rule, u from random pairs, m by EM on each training block."""
     if "nhs_number" in features:
@@ -156,9 +198,8 @@ def train(linker, config: LinkageConfig, features: set[str]) -> None:
             ["l.nhs_number = r.nhs_number"], recall=config.prior_recall
         )
     linker.training.estimate_u_using_random_sampling(max_pairs=config.u_max_pairs, seed=config.seed, num_chunks=1)
-    for rule in config.training_blocking_rules:
-        if set(rule) <= features:
-            linker.training.estimate_parameters_using_expectation_maximisation(_block(rule))
+    for rule in training_sessions(config, features):
+        linker.training.estimate_parameters_using_expectation_maximisation(_block(rule))
 
 
 def train_and_predict(
