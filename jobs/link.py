@@ -221,9 +221,7 @@ def link_records(
             if n_new
             else empty_edges
         ).persist()
-        clustered = _incremental_clusters(
-            spark, record_ids, previous, new_ids, nhs_edges, scored, config, checkpoint_dir
-        )
+        clustered = _incremental_clusters(spark, record_ids, previous, new_ids, nhs_edges, scored, config)
     log.info(
         "%s link: %d identities (%d new) scored and clustered in %.0fs",
         mode,
@@ -264,7 +262,6 @@ def _incremental_clusters(
     nhs_edges: DataFrame,
     scored: DataFrame,
     config: LinkageConfig,
-    checkpoint_dir: str,
 ) -> DataFrame:
     """(source, record_id, identity_id, cluster_id) when only new identities were scored.
 
@@ -290,18 +287,10 @@ def _incremental_clusters(
         .fillna(False, subset=["new_l", "new_r"])
         .where(F.col("new_l") | F.col("new_r"))
     )
-    edges = sides.select(end("l").alias("unique_id_l"), end("r").alias("unique_id_r")).persist()
-    nodes = (
-        edges.select(F.col("unique_id_l").alias("unique_id"))
-        .unionByName(edges.select(F.col("unique_id_r").alias("unique_id")))
-        .unionByName(new.select(F.col("identity_id").alias("unique_id")))
-        .distinct()
-    )
-    if edges.isEmpty() and new_ids.isEmpty():
-        in_play = spark.createDataFrame([], "unique_id string, cluster_id string")
-    else:
-        in_play = model.connected_components(spark, nodes, edges, checkpoint_dir, config)
-    edges.unpersist()
+    # The graph a delivery touches is as small as the delivery: solved on the driver, not in
+    # Splink's iterative Spark clustering (a dozen jobs, each writing parquet, for a few hundred edges).
+    edges = sides.select(end("l"), end("r")).collect()
+    in_play = spark.createDataFrame(model.small_components(edges), "unique_id string, cluster_id string")
     graph_key = F.when(F.col("is_new"), F.col("identity_id")).otherwise(F.concat(F.lit("person:"), F.col("person_id")))
     return (
         record_ids.join(new, on="identity_id", how="left")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -165,8 +166,21 @@ def spark_api(spark: SparkSession, checkpoint_dir: str, break_lineage: str):
     """Splink's Spark backend; intermediate tables persisted in memory, or as parquet under checkpoint_dir."""
     from splink.backends.spark import SparkAPI
 
+    class EMCountsMaterialised(SparkAPI):
+        """Splink's SparkAPI, also materialising EM's agreement-pattern counts.
+
+        Splink leaves that table lazy, so every EM iteration re-read and
+        re-aggregated all the session's comparison vectors; it is a few hundred
+        rows (one per pattern), computed once and kept in memory instead.
+        """
+
+        def _break_lineage_and_repartition(self, spark_df, templated_name, physical_name):
+            if templated_name == "__splink__agreement_pattern_counts":
+                return spark_df.localCheckpoint()
+            return super()._break_lineage_and_repartition(spark_df, templated_name, physical_name)
+
     spark.sparkContext.setCheckpointDir(checkpoint_dir)
-    return SparkAPI(spark_session=spark, break_lineage_method=break_lineage)
+    return EMCountsMaterialised(spark_session=spark, break_lineage_method=break_lineage)
 
 
 def training_sessions(config: LinkageConfig, features: set[str]) -> list[tuple[str, ...]]:
@@ -257,9 +271,27 @@ def predict_new(
 def connected_components(
     spark: SparkSession, nodes: DataFrame, edges: DataFrame, checkpoint_dir: str, config: LinkageConfig
 ) -> DataFrame:
-    """(unique_id) nodes and (unique_id_l, unique_id_r) edges -> (unique_id, cluster_id), by Splink."""
+    """(unique_id) nodes and (unique_id_l, unique_id_r) edges -> (unique_id, cluster_id).
+
+    Up to config.driver_clustering_max_edges accepted edges are clustered in
+    memory on the driver (seconds for millions of edges); beyond that by
+    Splink's iterative connected components on Spark, which takes a dozen
+    rounds of jobs whatever the size.
+    """
     from splink.clustering import cluster_pairwise_predictions_at_threshold
 
+    pairs = edges.select("unique_id_l", "unique_id_r")
+    if pairs.count() <= config.driver_clustering_max_edges:
+        table = pairs.toArrow()
+        found = small_components(
+            zip(table.column("unique_id_l").to_pylist(), table.column("unique_id_r").to_pylist(), strict=True)
+        )
+        in_graph = spark.createDataFrame(found, "unique_id string, cluster_id string")
+        return (
+            nodes.select("unique_id")
+            .join(in_graph, on="unique_id", how="left")
+            .select("unique_id", F.coalesce("cluster_id", "unique_id").alias("cluster_id"))
+        )
     db_api = spark_api(spark, checkpoint_dir, config.break_lineage)
     clusters = cluster_pairwise_predictions_at_threshold(
         nodes.select("unique_id"),
@@ -269,3 +301,22 @@ def connected_components(
         threshold_match_probability=0.5,
     )
     return clusters.as_spark_dataframe().select("unique_id", "cluster_id")
+
+
+def small_components(edges: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Connected components of a small edge list, on the driver: (node, the smallest node of its component)."""
+    parent: dict[str, str] = {}
+
+    def root(node: str) -> str:
+        parent.setdefault(node, node)
+        while parent[node] != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for left, right in edges:
+        a, b = root(left), root(right)
+        if a != b:
+            # The smaller root wins, so every component's root is its smallest node.
+            parent[max(a, b)] = min(a, b)
+    return [(node, root(node)) for node in parent]

@@ -11,7 +11,7 @@ from jobs.linkage.features import identities, identity_features, nhs_groups, nic
 from jobs.linkage.files import LinkInputError, check_sources, read_input
 from jobs.linkage.ids import assign_person_ids, id_history, new_person_id
 from jobs.linkage.metrics import pairwise_counts
-from jobs.linkage.model import splink_settings, training_sessions
+from jobs.linkage.model import small_components, splink_settings, training_sessions
 
 RECORDS = (
     "source string, record_id string, nhs_number string, family_name string, given_name string, "
@@ -249,3 +249,15 @@ def test_date_of_birth_disagreements_carry_the_configured_m_and_em_may_not_move_
         == config.fixed_m["date_of_birth"]
         == {"one character differs": 0.005, "same year": 0.001, "all other": 0.001}
     )
+
+
+def test_a_deliverys_graph_clusters_transitively_under_its_smallest_node():
+    edges = [("n2", "person:P9"), ("n1", "n2"), ("n3", "n4")]
+    assert sorted(small_components(edges)) == [
+        ("n1", "n1"),
+        ("n2", "n1"),
+        ("n3", "n3"),
+        ("n4", "n3"),
+        ("person:P9", "n1"),
+    ]
+    assert small_components([]) == []
