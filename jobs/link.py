@@ -196,8 +196,13 @@ def link_records(
         n_new = new_ids.count()
         if n_new <= config.max_new_fraction * max(n_nodes - n_new, 1):
             mode = "incremental"
+    nhs_nodes = nodes
+    if mode == "incremental":
+        # Only the NHS-number groups a new identity joins can change: every other group is linked already.
+        new_numbers = nodes.join(new_ids.select(F.col("unique_id").alias("identity_id")), "identity_id", "left_semi")
+        nhs_nodes = nodes.join(new_numbers.select("nhs_number").distinct(), on="nhs_number", how="left_semi")
     nhs = (
-        feat.nhs_groups(nodes)
+        feat.nhs_groups(nhs_nodes)
         if config.nhs_deterministic and "nhs_number" in present
         else nodes.limit(0).select("identity_id", F.col("identity_id").alias("nhs_anchor"))
     )
