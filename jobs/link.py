@@ -54,15 +54,7 @@ IDENTITY = [
 FEATURES = {"given_name", "family_name", "date_of_birth", "sex", "postcode", "nhs_number", "address"}
 # Silver sources carry no address.
 SILVER_FEATURES = FEATURES - {"address"}
-FEATURE_COLUMNS = {
-    "given_name": ["given_name", "given_canon", "given_phon"],
-    "family_name": ["family_name", "family_phon"],
-    "date_of_birth": ["dob", "dob_year"],
-    "sex": ["sex"],
-    "postcode": ["postcode"],
-    "nhs_number": ["nhs_number"],
-    "address": ["address"],
-}
+FEATURE_COLUMNS = feat.FEATURE_COLUMNS
 
 
 def available_features(present: set[str]) -> set[str]:
@@ -204,8 +196,13 @@ def link_records(
         n_new = new_ids.count()
         if n_new <= config.max_new_fraction * max(n_nodes - n_new, 1):
             mode = "incremental"
+    nhs_nodes = nodes
+    if mode == "incremental":
+        # Only the NHS-number groups a new identity joins can change: every other group is linked already.
+        new_numbers = nodes.join(new_ids.select(F.col("unique_id").alias("identity_id")), "identity_id", "left_semi")
+        nhs_nodes = nodes.join(new_numbers.select("nhs_number").distinct(), on="nhs_number", how="left_semi")
     nhs = (
-        feat.nhs_groups(nodes)
+        feat.nhs_groups(nhs_nodes)
         if config.nhs_deterministic and "nhs_number" in present
         else nodes.limit(0).select("identity_id", F.col("identity_id").alias("nhs_anchor"))
     )
@@ -229,9 +226,7 @@ def link_records(
             if n_new
             else empty_edges
         ).persist()
-        clustered = _incremental_clusters(
-            spark, record_ids, previous, new_ids, nhs_edges, scored, config, checkpoint_dir
-        )
+        clustered = _incremental_clusters(spark, record_ids, previous, new_ids, nhs_edges, scored, config)
     log.info(
         "%s link: %d identities (%d new) scored and clustered in %.0fs",
         mode,
@@ -272,7 +267,6 @@ def _incremental_clusters(
     nhs_edges: DataFrame,
     scored: DataFrame,
     config: LinkageConfig,
-    checkpoint_dir: str,
 ) -> DataFrame:
     """(source, record_id, identity_id, cluster_id) when only new identities were scored.
 
@@ -298,18 +292,10 @@ def _incremental_clusters(
         .fillna(False, subset=["new_l", "new_r"])
         .where(F.col("new_l") | F.col("new_r"))
     )
-    edges = sides.select(end("l").alias("unique_id_l"), end("r").alias("unique_id_r")).persist()
-    nodes = (
-        edges.select(F.col("unique_id_l").alias("unique_id"))
-        .unionByName(edges.select(F.col("unique_id_r").alias("unique_id")))
-        .unionByName(new.select(F.col("identity_id").alias("unique_id")))
-        .distinct()
-    )
-    if edges.isEmpty() and new_ids.isEmpty():
-        in_play = spark.createDataFrame([], "unique_id string, cluster_id string")
-    else:
-        in_play = model.connected_components(spark, nodes, edges, checkpoint_dir, config)
-    edges.unpersist()
+    # The graph a delivery touches is as small as the delivery: solved on the driver, not in
+    # Splink's iterative Spark clustering (a dozen jobs, each writing parquet, for a few hundred edges).
+    edges = sides.select(end("l"), end("r")).collect()
+    in_play = spark.createDataFrame(model.small_components(edges), "unique_id string, cluster_id string")
     graph_key = F.when(F.col("is_new"), F.col("identity_id")).otherwise(F.concat(F.lit("person:"), F.col("person_id")))
     return (
         record_ids.join(new, on="identity_id", how="left")

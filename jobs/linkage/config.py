@@ -22,7 +22,9 @@ class LinkageConfig:
     break_lineage: str
     blocking_rules: tuple[tuple[str, ...], ...]
     training_blocking_rules: tuple[tuple[str, ...], ...]
+    fixed_m: dict[str, dict[str, float]]
     max_new_fraction: float
+    driver_clustering_max_edges: int
     nicknames: dict[str, tuple[str, ...]]
 
     @classmethod
@@ -40,7 +42,9 @@ class LinkageConfig:
             break_lineage=str(prob["break_lineage"]),
             blocking_rules=tuple(tuple(r) for r in prob["blocking_rules"]),
             training_blocking_rules=tuple(tuple(r) for r in prob["training_blocking_rules"]),
+            fixed_m={c: {label: float(m) for label, m in levels.items()} for c, levels in prob["fixed_m"].items()},
             max_new_fraction=float(raw["incremental"]["max_new_fraction"]),
+            driver_clustering_max_edges=int(raw["clustering"]["driver_max_edges"]),
             nicknames={k.upper(): tuple(v.upper() for v in vs) for k, vs in raw["nicknames"].items()},
         )
         if not 0.0 < config.review_floor < config.match_threshold < 1.0:

@@ -15,6 +15,17 @@ from jobs.standardise import phonetic_key
 # address: only data engineers' own files carry one (silver sources stop at postcode).
 IDENTITY_FIELDS = ["nhs_number", "family_name", "given_name", "date_of_birth", "sex", "postcode", "address"]
 
+# Identity field -> the feature columns blocking rules may use for it (the field's comparison has the same name).
+FEATURE_COLUMNS = {
+    "given_name": ["given_name", "given_canon", "given_phon"],
+    "family_name": ["family_name", "family_phon"],
+    "date_of_birth": ["dob", "dob_year"],
+    "sex": ["sex"],
+    "postcode": ["postcode"],
+    "nhs_number": ["nhs_number"],
+    "address": ["address"],
+}
+
 # Splink compares strings; accents vary between systems (ZOË, ZOE), so both sides lose them.
 _ACCENTED = "ÀÁÂÃÄÅĄÇĆČĎÈÉÊËĘĚÌÍÎÏŁÑŃŇÒÓÔÕÖØŐŘŚŠŤÙÚÛÜŮŰÝŹŻŽ"
 _PLAIN = "AAAAAAACCCDEEEEEEIIIILNNNOOOOOOORSSTUUUUUUYZZZ"

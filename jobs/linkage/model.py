@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.linkage.config import LinkageConfig
+from jobs.linkage.features import FEATURE_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +48,15 @@ def _comparison(name: str, levels: list):
 _DUCKDB_NAMES = {"jaro_winkler(": "jaro_winkler_similarity(", "arrays_overlap(": "list_has_any("}
 
 
-def comparisons(dialect: str = "spark") -> list:
-    """One comparison per identity field; levels in order of decreasing strength."""
+def comparisons(dialect: str = "spark", fixed_m: dict[str, dict[str, float]] | None = None) -> list:
+    """One comparison per identity field; levels in order of decreasing strength.
+
+    fixed_m: comparison -> level label -> an m probability set, not estimated.
+    """
     if dialect == "duckdb":
-        return [_translated(c) for c in comparisons("spark")]
+        return [_translated(c) for c in comparisons("spark", fixed_m)]
+    if fixed_m:
+        return [_with_fixed_m(c, fixed_m.get(c.create_output_column_name(), {})) for c in comparisons(dialect)]
     swapped = "given_name_l = family_name_r AND family_name_l = given_name_r"
     return [
         _comparison(
@@ -111,6 +118,16 @@ def comparisons(dialect: str = "spark") -> list:
     ]
 
 
+def _with_fixed_m(comparison, fixed: dict[str, float]):
+    labels = {level.create_label_for_charts(): level for level in comparison._comparison_levels}
+    unknown = set(fixed) - set(labels)
+    if unknown:
+        raise ValueError(f"fixed_m: no level {sorted(unknown)} in comparison {comparison.create_output_column_name()}")
+    for label, m in fixed.items():
+        labels[label].configure(m_probability=m, fix_m_probability=True)
+    return comparison
+
+
 def _translated(comparison):
     for level in comparison._comparison_levels:
         for spark_name, duckdb_name in _DUCKDB_NAMES.items():
@@ -128,7 +145,11 @@ def splink_settings(config: LinkageConfig, available: set[str] | None = None, di
     """The model's settings: comparisons and blocking rules restricted to the features present."""
     from splink import SettingsCreator
 
-    usable = [c for c in comparisons(dialect) if available is None or c.create_output_column_name() in available]
+    usable = [
+        c
+        for c in comparisons(dialect, config.fixed_m)
+        if available is None or c.create_output_column_name() in available
+    ]
     rules = [r for r in config.blocking_rules if available is None or set(r) <= available]
     return SettingsCreator(
         link_type="dedupe_only",
@@ -145,8 +166,43 @@ def spark_api(spark: SparkSession, checkpoint_dir: str, break_lineage: str):
     """Splink's Spark backend; intermediate tables persisted in memory, or as parquet under checkpoint_dir."""
     from splink.backends.spark import SparkAPI
 
+    class EMCountsMaterialised(SparkAPI):
+        """Splink's SparkAPI, also materialising EM's agreement-pattern counts.
+
+        Splink leaves that table lazy, so every EM iteration re-read and
+        re-aggregated all the session's comparison vectors; it is a few hundred
+        rows (one per pattern), computed once and kept in memory instead.
+        """
+
+        def _break_lineage_and_repartition(self, spark_df, templated_name, physical_name):
+            if templated_name == "__splink__agreement_pattern_counts":
+                return spark_df.localCheckpoint()
+            return super()._break_lineage_and_repartition(spark_df, templated_name, physical_name)
+
     spark.sparkContext.setCheckpointDir(checkpoint_dir)
-    return SparkAPI(spark_session=spark, break_lineage_method=break_lineage)
+    return EMCountsMaterialised(spark_session=spark, break_lineage_method=break_lineage)
+
+
+def training_sessions(config: LinkageConfig, features: set[str]) -> list[tuple[str, ...]]:
+    """The EM training blocks to run, in order: each usable one that estimates a comparison no earlier one did.
+
+    A session cannot estimate the comparisons of its own blocking columns. The
+    purest blocks come first (a shared NHS number is nearly always one
+    person); a later, noisier block (the same full name also holds a father
+    and his namesake son) runs only for what the purer ones could not reach,
+    so its bias is not averaged into m probabilities already well estimated.
+    """
+    compared = {name for name in FEATURE_COLUMNS if name in features}
+    estimated: set[str] = set()
+    sessions = []
+    for rule in config.training_blocking_rules:
+        if not set(rule) <= features:
+            continue
+        blocked = {name for name, columns in FEATURE_COLUMNS.items() if set(columns) & set(rule)}
+        if (compared - blocked) - estimated:
+            sessions.append(rule)
+            estimated |= compared - blocked
+    return sessions
 
 
 def train(linker, config: LinkageConfig, features: set[str]) -> None:
@@ -156,9 +212,8 @@ def train(linker, config: LinkageConfig, features: set[str]) -> None:
             ["l.nhs_number = r.nhs_number"], recall=config.prior_recall
         )
     linker.training.estimate_u_using_random_sampling(max_pairs=config.u_max_pairs, seed=config.seed, num_chunks=1)
-    for rule in config.training_blocking_rules:
-        if set(rule) <= features:
-            linker.training.estimate_parameters_using_expectation_maximisation(_block(rule))
+    for rule in training_sessions(config, features):
+        linker.training.estimate_parameters_using_expectation_maximisation(_block(rule))
 
 
 def train_and_predict(
@@ -216,9 +271,27 @@ def predict_new(
 def connected_components(
     spark: SparkSession, nodes: DataFrame, edges: DataFrame, checkpoint_dir: str, config: LinkageConfig
 ) -> DataFrame:
-    """(unique_id) nodes and (unique_id_l, unique_id_r) edges -> (unique_id, cluster_id), by Splink."""
+    """(unique_id) nodes and (unique_id_l, unique_id_r) edges -> (unique_id, cluster_id).
+
+    Up to config.driver_clustering_max_edges accepted edges are clustered in
+    memory on the driver (seconds for millions of edges); beyond that by
+    Splink's iterative connected components on Spark, which takes a dozen
+    rounds of jobs whatever the size.
+    """
     from splink.clustering import cluster_pairwise_predictions_at_threshold
 
+    pairs = edges.select("unique_id_l", "unique_id_r")
+    if pairs.count() <= config.driver_clustering_max_edges:
+        table = pairs.toArrow()
+        found = small_components(
+            zip(table.column("unique_id_l").to_pylist(), table.column("unique_id_r").to_pylist(), strict=True)
+        )
+        in_graph = spark.createDataFrame(found, "unique_id string, cluster_id string")
+        return (
+            nodes.select("unique_id")
+            .join(in_graph, on="unique_id", how="left")
+            .select("unique_id", F.coalesce("cluster_id", "unique_id").alias("cluster_id"))
+        )
     db_api = spark_api(spark, checkpoint_dir, config.break_lineage)
     clusters = cluster_pairwise_predictions_at_threshold(
         nodes.select("unique_id"),
@@ -228,3 +301,22 @@ def connected_components(
         threshold_match_probability=0.5,
     )
     return clusters.as_spark_dataframe().select("unique_id", "cluster_id")
+
+
+def small_components(edges: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Connected components of a small edge list, on the driver: (node, the smallest node of its component)."""
+    parent: dict[str, str] = {}
+
+    def root(node: str) -> str:
+        parent.setdefault(node, node)
+        while parent[node] != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for left, right in edges:
+        a, b = root(left), root(right)
+        if a != b:
+            # The smaller root wins, so every component's root is its smallest node.
+            parent[max(a, b)] = min(a, b)
+    return [(node, root(node)) for node in parent]

@@ -5,12 +5,13 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from jobs.link import node_methods
+from jobs.link import SILVER_FEATURES, available_features, node_methods
 from jobs.linkage.config import LinkageConfig
 from jobs.linkage.features import identities, identity_features, nhs_groups, nickname_forms
 from jobs.linkage.files import LinkInputError, check_sources, read_input
 from jobs.linkage.ids import assign_person_ids, id_history, new_person_id
 from jobs.linkage.metrics import pairwise_counts
+from jobs.linkage.model import small_components, splink_settings, training_sessions
 
 RECORDS = (
     "source string, record_id string, nhs_number string, family_name string, given_name string, "
@@ -222,3 +223,41 @@ def test_input_keeps_only_known_columns_and_blank_values_become_null(tmp_path):
         ["record_id", "given_name"],
         [{"record_id": "r1", "given_name": None}],
     )
+
+
+def test_training_starts_from_shared_nhs_numbers_and_falls_back_only_for_what_it_cannot_estimate():
+    config = LinkageConfig.load()
+    with_nhs = available_features(SILVER_FEATURES)
+    # NHS number: every comparison but its own; date of birth: the NHS number's. Nothing left for
+    # full name or postcode blocks, whose namesakes at one address would bias m.
+    assert training_sessions(config, with_nhs) == [("nhs_number",), ("dob",)]
+    without_nhs = available_features(SILVER_FEATURES - {"nhs_number"})
+    assert training_sessions(config, without_nhs) == [("dob",), ("family_name", "given_name")]
+
+
+def test_date_of_birth_disagreements_carry_the_configured_m_and_em_may_not_move_it():
+    config = LinkageConfig.load()
+    settings = splink_settings(config).get_settings("spark").as_dict()
+    dob = next(c for c in settings["comparisons"] if c["output_column_name"] == "date_of_birth")
+    fixed = {
+        level["label_for_charts"]: level["m_probability"]
+        for level in dob["comparison_levels"]
+        if level.get("fix_m_probability")
+    }
+    assert (
+        fixed
+        == config.fixed_m["date_of_birth"]
+        == {"one character differs": 0.005, "same year": 0.001, "all other": 0.001}
+    )
+
+
+def test_a_deliverys_graph_clusters_transitively_under_its_smallest_node():
+    edges = [("n2", "person:P9"), ("n1", "n2"), ("n3", "n4")]
+    assert sorted(small_components(edges)) == [
+        ("n1", "n1"),
+        ("n2", "n1"),
+        ("n3", "n3"),
+        ("n4", "n3"),
+        ("person:P9", "n1"),
+    ]
+    assert small_components([]) == []
