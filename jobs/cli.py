@@ -19,6 +19,9 @@ from jobs.config import REPO_ROOT, Settings
 log = logging.getLogger("placelake")
 
 DAG_ID = "placelake"
+# Commands that write the lake take its lock (jobs/lock.py); a second one is refused with LOCKED.
+WRITERS = {"run", "rebuild", "forget"}
+LOCKED = 75  # EX_TEMPFAIL: nothing was done, try again later
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -471,11 +474,20 @@ def main(argv: list[str] | None = None) -> int:
     _configure_logging(args.verbose)
     settings = Settings.from_env()
     try:
-        return args.func(args, settings)
+        if args.command not in WRITERS:
+            return args.func(args, settings)
+        from jobs.lock import lake_lock
+
+        with lake_lock(settings, args.command):
+            return args.func(args, settings)
     except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence: one clear line, no traceback
+        from jobs.lock import LakeLocked
         from jobs.privacy import PseudonymKeyMissing
         from jobs.spark import JarsMissing
 
+        if isinstance(exc, LakeLocked):
+            print(f"placelake {args.command}: {exc}", file=sys.stderr)
+            return LOCKED
         if isinstance(exc, PseudonymKeyMissing | JarsMissing):
             print(f"placelake: {exc}", file=sys.stderr)
             return 2
