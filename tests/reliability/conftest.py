@@ -13,127 +13,13 @@ its good deliveries) and one pseudonym key:
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from hostile import Kind, write_corpus
-from pyspark.sql import functions as F
+from lakes import PEOPLE, Lake, lake_state, new_lake, placelake, run, splink_started, table_state
 
 from jobs import lake
-from jobs.config import Settings
-from jobs.gate import content_fingerprint
-
-PEOPLE = 300
-RUN_DATE = "2026-11-01"
-LAYERS = ("bronze", "silver", "gold", "quarantine", "ops")
-# Bookkeeping that names the run or the moment, not the data: a re-run writes its own.
-VOLATILE = {"run_id", "batch_id", "_batch_id", "_landed_at", "landed_at", "checked_at", "validated_at", "changed_at"}
-
-
-@dataclass
-class Result:
-    args: tuple[str, ...]
-    returncode: int
-    stdout: str
-    stderr: str
-    seconds: float
-
-    @property
-    def killed(self) -> bool:
-        return self.returncode == -signal.SIGKILL
-
-    def tail(self) -> str:
-        return f"placelake {' '.join(self.args)} -> {self.returncode}\n{self.stdout[-3000:]}\n{self.stderr[-3000:]}"
-
-
-def placelake_env(home: Path, **extra: str) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "PLACELAKE_HOME": str(home),
-        "PLACELAKE_SPARK_MASTER": "local[2]",
-        "PLACELAKE_SHUFFLE_PARTITIONS": "1",
-        "PLACELAKE_DRIVER_MEMORY": "2g",
-        **extra,
-    }
-    env.pop("AIRFLOW_HOME", None)  # the run sets its own, under PLACELAKE_HOME
-    return env
-
-
-def start(home: Path, *args: str, log_name: str, **extra_env: str) -> tuple[subprocess.Popen, Path]:
-    """Start `python -m jobs.cli <args>` in its own process group (so the Spark JVM can be killed with it)."""
-    logs = home.parent / f"{home.name}-logs"
-    logs.mkdir(exist_ok=True)
-    out = logs / log_name
-    with open(f"{out}.out", "w") as stdout, open(f"{out}.err", "w") as stderr:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "jobs.cli", *args],
-            env=placelake_env(home, **extra_env),
-            stdout=stdout,
-            stderr=stderr,
-            start_new_session=True,
-        )
-    return proc, out
-
-
-def finish(proc: subprocess.Popen, out: Path, args: tuple[str, ...], started: float, **wait) -> Result:
-    returncode = wait_for(proc, **wait)
-    try:
-        # The process is gone; its JVM may not be yet. A crash takes everything with it.
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    return Result(
-        args,
-        returncode,
-        Path(f"{out}.out").read_text(errors="replace"),
-        Path(f"{out}.err").read_text(errors="replace"),
-        time.monotonic() - started,
-    )
-
-
-def wait_for(proc: subprocess.Popen, timeout: float = 1200, kill_when: Callable[[], bool] | None = None) -> int:
-    deadline = time.monotonic() + timeout
-    while proc.poll() is None:
-        if time.monotonic() > deadline:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            raise AssertionError(f"placelake took more than {timeout}s")
-        if kill_when is not None and kill_when():
-            os.killpg(proc.pid, signal.SIGKILL)  # the whole run, JVM included, as a power cut would
-        time.sleep(0.5)
-    return proc.returncode
-
-
-def placelake(home: Path, *args: str, log_name: str, kill_when=None, **extra_env: str) -> Result:
-    started = time.monotonic()
-    proc, out = start(home, *args, log_name=log_name, **extra_env)
-    return finish(proc, out, args, started, kill_when=kill_when)
-
-
-def run(home: Path, log_name: str, kill_when=None, **extra_env: str) -> Result:
-    return placelake(
-        home, "run", "--people", str(PEOPLE), "--date", RUN_DATE, log_name=log_name, kill_when=kill_when, **extra_env
-    )
-
-
-@dataclass
-class Lake:
-    home: Path
-    settings: Settings
-    results: list[Result]
-    kinds: list[Kind]
-
-
-def lake_settings(home: Path) -> Settings:
-    return Settings.from_env({"PLACELAKE_HOME": str(home)})
 
 
 @pytest.fixture(scope="session")
@@ -145,13 +31,6 @@ def place(tmp_path_factory) -> tuple[Path, list[Kind]]:
     assert result.returncode == 0, result.tail()
     kinds = write_corpus(home, root / "outside-landing")
     return home, kinds
-
-
-def new_lake(tmp_path_factory, place, name: str) -> Lake:
-    template, kinds = place
-    home = tmp_path_factory.mktemp(name) / "home"
-    shutil.copytree(template, home, symlinks=True)
-    return Lake(home, lake_settings(home), [], kinds)
 
 
 @pytest.fixture(scope="session")
@@ -179,48 +58,37 @@ def baseline_state(baseline, spark) -> dict:
     return lake_state(spark, baseline.settings)
 
 
-def lake_tables(settings: Settings) -> dict[str, str]:
-    """Every Delta table of the lake, as layer/name -> path."""
-    found = {}
-    for layer in LAYERS:
-        for name, path in lake.table_paths(settings, layer).items():
-            found[f"{layer}/{name}"] = path
-    for name, path in lake.table_paths(settings, "staging/gold").items():
-        found[f"staging/gold/{name}"] = path
-    return found
+@pytest.fixture(scope="session")
+def recovered(tmp_path_factory, place, spark) -> Lake:
+    """The same place, SIGKILLed mid-landing, mid-link and mid-publish, then run until a run completes.
 
+    Returns the lake with every attempt's result; what each crash left behind is
+    checked right after it (recovered.after), before the next run repairs it.
+    """
+    built = new_lake(tmp_path_factory, place, "recovered")
+    settings = built.settings
 
-def table_state(spark, path: str) -> tuple[int, int]:
-    """(rows, fingerprint of every column but run bookkeeping)."""
-    df = lake.read(spark, path)
-    return content_fingerprint(df.select(*[c for c in df.columns if c not in VOLATILE]))
-
-
-def lake_state(spark, settings: Settings, layers=("bronze", "silver", "gold")) -> dict[str, tuple[int, int]]:
-    return {
-        name: table_state(spark, path) for name, path in lake_tables(settings).items() if name.split("/")[0] in layers
+    killed = run(built.home, "kill-land", PLACELAKE_TEST_KILL_AT="land.after_bronze")
+    built.results.append(killed)
+    built.after["land.after_bronze"] = {
+        "bronze": sorted(lake.table_paths(settings, "bronze")),
+        "manifest": lake.table_exists(spark, settings.table("ops", "landing_manifest")),
     }
 
+    killed = run(built.home, "kill-link", kill_when=splink_started(built.home))
+    built.results.append(killed)
+    built.after["link"] = {
+        "person_link": lake.table_exists(spark, settings.table("silver", "person_link")),
+        "silver": sorted(lake.table_paths(settings, "silver")),
+    }
 
-def person_ids(spark, settings: Settings) -> set[tuple[str, str, str]]:
-    links = lake.read(spark, settings.table("silver", "person_link"))
-    return {(r.source, r.record_id, r.person_id) for r in links.select("source", "record_id", "person_id").collect()}
+    killed = run(built.home, "kill-publish", PLACELAKE_TEST_KILL_AT="publish.midway")
+    built.results.append(killed)
+    built.after["publish.midway"] = {
+        name: table_state(spark, path) for name, path in lake.table_paths(settings, "gold").items()
+    }
 
-
-def person_keys(spark, settings: Settings) -> set[str]:
-    return {r.person_key for r in lake.read(spark, settings.table("gold", "person")).select("person_key").collect()}
-
-
-def gold_versions(spark, settings: Settings) -> dict[str, int | None]:
-    return {name: lake.version(spark, path) for name, path in lake.table_paths(settings, "gold").items()}
-
-
-def manifest_rows(spark, settings: Settings) -> list[tuple]:
-    manifest = lake.read(spark, settings.table("ops", "landing_manifest"))
-    return sorted(manifest.select("path", "sha256", "status", "rule").collect())
-
-
-def duplicate_keys(spark, path: str, keys: list[str]) -> int:
-    """Rows sharing a key with another row: 0 when every key is unique."""
-    df = lake.read(spark, path)
-    return df.groupBy(*keys).count().where(F.col("count") > 1).count()
+    final = run(built.home, "final")
+    built.results.append(final)
+    assert final.returncode == 0, final.tail()
+    return built
