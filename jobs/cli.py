@@ -1,4 +1,4 @@
-"""The placelake command line: setup, generate, run, status, rebuild, sql, dictionary, link, report.
+"""The placelake command line: setup, generate, run, status, rebuild, sql, dictionary, link, report, forget.
 
 `make run` is a thin wrapper over `placelake run`.
 """
@@ -382,6 +382,31 @@ def cmd_link(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
+    """Right to erasure (jobs/forget.py): every layer, every earlier table version; the number is never printed."""
+    from jobs.forget import ForgetError, forget, nhs_number
+    from jobs.privacy import pseudonym_key
+    from jobs.spark import get_spark
+
+    try:
+        numbers = sorted({nhs_number(n) for n in args.nhs_number})
+    except ForgetError as exc:
+        print(f"placelake forget: {exc}", file=sys.stderr)
+        return 2
+    pseudonym_key()  # the erasure is recorded as an HMAC: fail before any work without the key
+    started = time.monotonic()
+    result = forget(get_spark(settings), settings, numbers)
+    print(
+        f"forgot {len(numbers)} NHS number(s): {result['people']} person(s), {result['records']} records; "
+        f"{result['rows_removed']} rows from {result['tables_changed']} tables, "
+        f"{result['landing_files_rewritten']} landing file(s) rewritten; vacuumed ({time.monotonic() - started:.0f}s)"
+    )
+    for table, rows in sorted(result["tables"].items()):
+        print(f"  {table:<40}{rows:>8} rows")
+    print("recorded in lake/ops/erasures (as an HMAC). Aggregates are rebuilt by the next `placelake run`.")
+    return 0
+
+
 def _parse_date(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -461,6 +486,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", action="append", required=True, metavar="CSV", help="an input file (repeatable)")
     p.add_argument("--output", required=True, metavar="DIR", help="where to write links.csv")
     p.set_defaults(func=cmd_link)
+
+    p = sub.add_parser(
+        "forget", help="right to erasure: remove everyone linked to an NHS number from every layer, then vacuum"
+    )
+    p.add_argument(
+        "--nhs-number", action="append", required=True, metavar="N", help="an NHS number (repeatable); never printed"
+    )
+    p.set_defaults(func=cmd_forget)
 
     p = sub.add_parser("report", help="(re)write the quality report for a run (default: the latest)")
     p.add_argument("--run-id", help="the run to report on")
