@@ -51,6 +51,7 @@ from jobs.privacy import pseudonym_key
 log = logging.getLogger(__name__)
 
 _RETENTION_CHECK = "spark.databricks.delta.retentionDurationCheck.enabled"
+_LOG_RETENTION = "delta.logRetentionDuration"
 ERASURES_SCHEMA = (
     "erasure_id string, requested_at timestamp, requested_by string, people long, records long, "
     "rows_removed long, tables_changed long, landing_files_rewritten long, vacuumed boolean"
@@ -231,7 +232,7 @@ def _rewritten(path: str, contract, drop_lines: set[int], pattern: re.Pattern) -
         for record in land.record_reader(contract)(iter(physical)):
             if record.line in drop_lines:
                 skip.update(range(record.line, record.line + record.lines))
-    skip.update(i for i, line in enumerate(physical, start=1) if i > 1 and pattern.search(line))
+    skip.update(i for i, line in enumerate(physical, start=1) if pattern.search(line))
     if not skip:
         return None
     kept = "".join(line for i, line in enumerate(physical, start=1) if i not in skip)
@@ -285,6 +286,26 @@ def vacuum(spark: SparkSession, path: str) -> None:
         table.vacuum(0)
     finally:
         spark.conf.set(_RETENTION_CHECK, "true")
+    expire_log(spark, path)
+
+
+def expire_log(spark: SparkSession, path: str) -> None:
+    """Drop the commit files before now: their add actions carry per-file statistics (the minimum
+    and maximum of a name or an NHS number column), which VACUUM leaves behind.
+
+    A checkpoint of the current version replaces them (written by delta-rs, which can
+    checkpoint and clean up on demand), with the log retention at 0 for that moment only.
+    """
+    from deltalake import DeltaTable as RustTable
+
+    quoted = path.replace("`", "``")
+    spark.sql(f"ALTER TABLE delta.`{quoted}` SET TBLPROPERTIES ('{_LOG_RETENTION}' = 'interval 0 seconds')")
+    try:
+        table = RustTable(path)
+        table.create_checkpoint()
+        table.cleanup_metadata()
+    finally:
+        spark.sql(f"ALTER TABLE delta.`{quoted}` UNSET TBLPROPERTIES ('{_LOG_RETENTION}')")
 
 
 def forget(spark: SparkSession, settings: Settings, numbers: list[str]) -> dict:

@@ -79,7 +79,16 @@ def test_formula_sql_and_odd_values_land_exactly_as_delivered_and_inert(baseline
     assert bronze.where(F.col("registration_id") == "RH0000050").count() == 0
     # Every table a SQL string names is still there.
     assert lake.table_exists(spark, settings.table("gold", "person"))
-    # Nothing a spreadsheet would evaluate reaches gold: no string cell starts with = + - @ or a tab.
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="clean does not enforce gp_registrations.practice_code's contract pattern (^[A-Z][0-9]{5}$): "
+    "a delivered '+cmd|...' reaches gold person.practice_code and care_event.provider_code (fix in jobs/clean.py)",
+)
+def test_nothing_a_spreadsheet_would_evaluate_reaches_gold(baseline, spark):
+    """Analysts export gold to CSV and open it in Excel: no string cell may start with = + - @ or a tab."""
+    settings = baseline.settings
     for contract in gold_contracts():
         gold = lake.read(spark, settings.table("gold", contract.name))
         strings = [f.name for f in gold.schema.fields if isinstance(f.dataType, T.StringType)]
