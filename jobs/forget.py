@@ -51,7 +51,7 @@ from jobs.privacy import pseudonym_key
 log = logging.getLogger(__name__)
 
 _RETENTION_CHECK = "spark.databricks.delta.retentionDurationCheck.enabled"
-_LOG_RETENTION = "delta.logRetentionDuration"
+_RETENTIONS = ("delta.logRetentionDuration", "delta.deletedFileRetentionDuration")
 ERASURES_SCHEMA = (
     "erasure_id string, requested_at timestamp, requested_by string, people long, records long, "
     "rows_removed long, tables_changed long, landing_files_rewritten long, vacuumed boolean"
@@ -85,6 +85,9 @@ def number_pattern(numbers: list[str]) -> str:
     return r"(?<![0-9])(" + "|".join(forms) + r")(?![0-9])"
 
 
+_LINEAGE = ["_file_sha256", "_line", "_source_file"]
+
+
 def _digits(column: str) -> Column:
     return F.regexp_replace(F.col(column), r"[^0-9]", "")
 
@@ -93,7 +96,7 @@ def _digits(column: str) -> Column:
 class Found:
     person_ids: list[str]
     records: DataFrame  # source, record_id
-    lineage: DataFrame  # _file_sha256, _line, _source_file: every bronze row of theirs
+    lineage: DataFrame  # source, _file_sha256, _line, _source_file: every bronze row of theirs
     removed: dict[str, int] = field(default_factory=dict)
 
 
@@ -130,7 +133,7 @@ def find(spark: SparkSession, settings: Settings, numbers: list[str]) -> Found:
         records = records.unionByName(links.where(F.col("person_id").isin(sorted(ids))).select("source", "record_id"))
     records = records.distinct().localCheckpoint()
 
-    lineage = spark.createDataFrame([], "_file_sha256 string, _line long, _source_file string")
+    lineage = spark.createDataFrame([], "source string, _file_sha256 string, _line long, _source_file string")
     for contract in source_contracts():
         bronze_path = settings.table("bronze", contract.name)
         if not lake.table_exists(spark, bronze_path):
@@ -142,51 +145,63 @@ def find(spark: SparkSession, settings: Settings, numbers: list[str]) -> Found:
         theirs = records.where(F.col("source") == contract.name).select(F.col("record_id").alias("_rid"))
         key = contract.record_key[0]
         rows = bronze.join(theirs, bronze[key] == theirs["_rid"], "left").where(mine | F.col("_rid").isNotNull())
-        lineage = lineage.unionByName(rows.select("_file_sha256", "_line", "_source_file"))
-        for table in (settings.table("silver", contract.name), settings.table("silver", f"{contract.name}_history")):
-            if lake.table_exists(spark, table):
-                versions = lake.read(spark, table).join(theirs, F.col("record_id") == F.col("_rid"), "inner")
-                lineage = lineage.unionByName(versions.select("_file_sha256", "_line", "_source_file"))
+        lineage = lineage.unionByName(rows.select(F.lit(contract.name).alias("source"), *_LINEAGE))
+        # Every version of their records (the current one included) names its bronze row.
+        history = settings.table("silver", f"{contract.name}_history")
+        if lake.table_exists(spark, history) and "record_id" in lake.read(spark, history).columns:
+            versions = lake.read(spark, history).join(theirs, F.col("record_id") == F.col("_rid"), "inner")
+            lineage = lineage.unionByName(versions.select(F.lit(contract.name).alias("source"), *_LINEAGE))
     return Found(sorted(ids), records, lineage.distinct().localCheckpoint())
+
+
+def _removed(spark: SparkSession, path: str, before: int | None) -> int:
+    """Rows the commits since version before deleted, from the log's metrics (no scan)."""
+    history = DeltaTable.forPath(spark, path).history().where(F.col("version") > before).collect()
+    metrics = [h.operationMetrics or {} for h in history]
+    return sum(int(m.get("numDeletedRows", m.get("numTargetRowsDeleted", 0))) for m in metrics)
+
+
+def _count(found: Found, name: str, removed: int) -> None:
+    if removed:
+        found.removed[name] = found.removed.get(name, 0) + removed
 
 
 def _delete(spark: SparkSession, path: str, condition: Column, found: Found, name: str) -> None:
     if not lake.table_exists(spark, path):
         return
-    before = lake.read(spark, path).count()
+    before = lake.version(spark, path)
     DeltaTable.forPath(spark, path).delete(condition)
-    removed = before - lake.read(spark, path).count()
-    if removed:
-        found.removed[name] = removed
+    _count(found, name, _removed(spark, path, before))
 
 
 def _delete_matching(spark: SparkSession, path: str, keys: DataFrame, on: list[tuple[str, str]], found, name) -> None:
     """Delete the rows whose columns match a row of keys (a MERGE: no key is ever spliced into SQL text)."""
     if not lake.table_exists(spark, path) or not {t for t, _ in on} <= set(lake.read(spark, path).columns):
         return
-    before = lake.read(spark, path).count()
+    before = lake.version(spark, path)
     condition = " AND ".join(f"t.`{t}` = k.`{k}`" for t, k in on)
-    DeltaTable.forPath(spark, path).alias("t").merge(keys.alias("k"), condition).whenMatchedDelete().execute()
-    removed = before - lake.read(spark, path).count()
-    if removed:
-        found.removed[name] = removed
+    # One key row per target row: MERGE refuses a target row that matches two source rows.
+    distinct = keys.select(*[k for _, k in on]).distinct()
+    DeltaTable.forPath(spark, path).alias("t").merge(distinct.alias("k"), condition).whenMatchedDelete().execute()
+    _count(found, name, _removed(spark, path, before))
 
 
 def remove_from_lake(spark: SparkSession, settings: Settings, numbers: list[str], found: Found) -> None:
     key = pseudonym_key()
     lineage = found.lineage
-    bronze_keys = lineage.select("_file_sha256", "_line")
+    by_hash = [("_file_sha256", "_file_sha256"), ("_line", "_line")]
+    sources = {r.source for r in lineage.select("source").distinct().collect()}
     for contract in source_contracts():
         name = contract.name
+        if name not in sources:
+            continue  # nothing of theirs in this source: no commit, nothing to vacuum
+        _delete_matching(spark, settings.table("bronze", name), lineage, by_hash, found, f"bronze/{name}")
         _delete_matching(
-            spark, settings.table("bronze", name), bronze_keys, [("_file_sha256", "_file_sha256"), ("_line", "_line")],
-            found, f"bronze/{name}",
-        )  # fmt: skip
-        for table in (name, f"{name}_history"):
-            _delete_matching(
-                spark, settings.table("silver", table), bronze_keys,
-                [("_file_sha256", "_file_sha256"), ("_line", "_line")], found, f"silver/{table}",
-            )  # fmt: skip
+            spark, settings.table("silver", f"{name}_history"), lineage, by_hash, found, f"silver/{name}_history"
+        )
+        # Current silver keeps the file and line of its version, not the file's hash.
+        by_file = [("_source_file", "_source_file"), ("_line", "_line")]
+        _delete_matching(spark, settings.table("silver", name), lineage, by_file, found, f"silver/{name}")
     ids = found.person_ids
     if ids:
         _delete(
@@ -197,9 +212,8 @@ def remove_from_lake(spark: SparkSession, settings: Settings, numbers: list[str]
         _delete(spark, settings.table("silver", "person_id_history"), history, found, "silver/person_id_history")
 
     rows = settings.path("lake", "quarantine", "rows")
-    quarantine_keys = lineage.select(F.col("_file_sha256").alias("file_sha256"), F.col("_line").alias("line"))
     _delete_matching(
-        spark, rows, quarantine_keys, [("file_sha256", "file_sha256"), ("line", "line")], found, "quarantine/rows"
+        spark, rows, lineage, [("file_sha256", "_file_sha256"), ("line", "_line")], found, "quarantine/rows"
     )
     # As curate makes them (jobs.privacy.hmac_sha256 equals Python's hmac; tests/unit/test_privacy.py).
     person_keys = [_hmac(key, i) for i in ids]
@@ -299,13 +313,15 @@ def expire_log(spark: SparkSession, path: str) -> None:
     from deltalake import DeltaTable as RustTable
 
     quoted = path.replace("`", "``")
-    spark.sql(f"ALTER TABLE delta.`{quoted}` SET TBLPROPERTIES ('{_LOG_RETENTION}' = 'interval 0 seconds')")
+    # Delta wants log retention >= file retention: both go to 0 for the moment, then back to their defaults.
+    zero = ", ".join(f"'{p}' = 'interval 0 seconds'" for p in _RETENTIONS)
+    spark.sql(f"ALTER TABLE delta.`{quoted}` SET TBLPROPERTIES ({zero})")
     try:
         table = RustTable(path)
         table.create_checkpoint()
         table.cleanup_metadata()
     finally:
-        spark.sql(f"ALTER TABLE delta.`{quoted}` UNSET TBLPROPERTIES ('{_LOG_RETENTION}')")
+        spark.sql(f"ALTER TABLE delta.`{quoted}` UNSET TBLPROPERTIES ({', '.join(repr(p) for p in _RETENTIONS)})")
 
 
 def forget(spark: SparkSession, settings: Settings, numbers: list[str]) -> dict:
