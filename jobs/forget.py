@@ -33,6 +33,7 @@ import getpass
 import gzip
 import hashlib
 import hmac
+import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -320,8 +321,22 @@ def expire_log(spark: SparkSession, path: str) -> None:
         table = RustTable(path)
         table.create_checkpoint()
         table.cleanup_metadata()
+        _remove_stale_checksums(path)
     finally:
         spark.sql(f"ALTER TABLE delta.`{quoted}` UNSET TBLPROPERTIES ({', '.join(repr(p) for p in _RETENTIONS)})")
+
+
+def _remove_stale_checksums(path: str) -> None:
+    """Delete the .crc files of versions before the last checkpoint: Delta 4 keeps every live file's
+    statistics in them (``allFiles``), and cleaning up the log leaves them behind."""
+    log_dir = f"{path}/_delta_log"
+    with fs.open_text(f"{log_dir}/_last_checkpoint", "utf-8") as handle:
+        checkpoint = json.load(handle)["version"]
+    filesystem, _ = fs._resolve(log_dir)
+    for info in fs.list_files(log_dir):
+        name = info.path.rsplit("/", 1)[-1]
+        if name.endswith(".crc") and name[:20].isdigit() and int(name[:20]) < checkpoint:
+            filesystem.delete_file(fs._resolve(info.path)[1])
 
 
 def forget(spark: SparkSession, settings: Settings, numbers: list[str]) -> dict:
