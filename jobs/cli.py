@@ -388,8 +388,19 @@ def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
     from jobs.privacy import pseudonym_key
     from jobs.spark import get_spark
 
+    typed = list(args.nhs_number or [])
+    if args.from_file:
+        # A number on the command line is visible in `ps` and shell history; a file or stdin is not.
+        if args.from_file == "-":
+            lines = sys.stdin.read().splitlines()
+        else:
+            with open(args.from_file, encoding="utf-8") as handle:
+                lines = handle.read().splitlines()
+        typed += [line.strip() for line in lines if line.strip()]
     try:
-        numbers = sorted({nhs_number(n) for n in args.nhs_number})
+        if not typed:
+            raise ForgetError("give at least one --nhs-number or --from-file")
+        numbers = sorted({nhs_number(n) for n in typed})
     except ForgetError as exc:
         print(f"placelake forget: {exc}", file=sys.stderr)
         return 2
@@ -490,8 +501,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "forget", help="right to erasure: remove everyone linked to an NHS number from every layer, then vacuum"
     )
+    p.add_argument("--nhs-number", action="append", metavar="N", help="an NHS number (repeatable); never printed")
     p.add_argument(
-        "--nhs-number", action="append", required=True, metavar="N", help="an NHS number (repeatable); never printed"
+        "--from-file",
+        metavar="PATH",
+        help="NHS numbers one per line, or - for stdin (kept out of ps and shell history)",
     )
     p.set_defaults(func=cmd_forget)
 

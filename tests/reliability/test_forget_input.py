@@ -38,3 +38,14 @@ def test_the_pattern_finds_the_number_as_delivered_and_nothing_longer():
 def test_the_erasure_id_is_keyed_and_hides_the_number():
     one, other = erasure_id("9991234567", "k" * 32), erasure_id("9991234567", "j" * 32)
     assert one != other and len(one) == 64 and "9991234567" not in one
+
+
+def test_numbers_can_come_from_stdin_so_they_stay_out_of_ps(capsys, monkeypatch, tmp_path):
+    """Validated like typed ones: a bad line is refused before Spark starts, and not echoed."""
+    import io
+
+    monkeypatch.setenv("PLACELAKE_HOME", str(tmp_path))
+    monkeypatch.setattr("sys.stdin", io.StringIO("999 123 4567\n\n12345\n"))
+    assert main(["forget", "--from-file", "-"]) == 2
+    err = capsys.readouterr().err
+    assert "must be 10 digits" in err and "12345" not in err and "4567" not in err
