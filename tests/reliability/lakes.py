@@ -87,7 +87,7 @@ def finish(proc: subprocess.Popen, out: Path, args: tuple[str, ...], started: fl
     )
 
 
-def wait_for(proc: subprocess.Popen, timeout: float = 1200, kill_when: Callable[[], bool] | None = None) -> int:
+def wait_for(proc: subprocess.Popen, timeout: float = 2700, kill_when: Callable[[], bool] | None = None) -> int:
     deadline = time.monotonic() + timeout
     while proc.poll() is None:
         if time.monotonic() > deadline:
