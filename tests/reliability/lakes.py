@@ -23,6 +23,7 @@ PEOPLE = 300
 RUN_DATE = "2026-11-01"
 LAYERS = ("bronze", "silver", "gold", "quarantine", "ops")
 # Bookkeeping that names the run or the moment, not the data: a re-run writes its own.
+PATHS = {"_source_file", "source_file", "path"}
 VOLATILE = {"run_id", "batch_id", "_batch_id", "_landed_at", "landed_at", "checked_at", "validated_at", "changed_at"}
 
 
@@ -144,9 +145,16 @@ def lake_tables(settings: Settings) -> dict[str, str]:
 
 
 def table_state(spark, path: str) -> tuple[int, int]:
-    """(rows, fingerprint of every column but run bookkeeping)."""
+    """(rows, fingerprint of every column but run bookkeeping), file paths relative to the lake's home
+    (two lakes of the same place hold the same files under different homes)."""
     df = lake.read(spark, path)
-    return content_fingerprint(df.select(*[c for c in df.columns if c not in VOLATILE]))
+    home = path.rsplit("/lake/", 1)[0] + "/"
+    columns = [
+        F.replace(F.col(c), F.lit(home), F.lit("")).alias(c) if c in PATHS else F.col(c)
+        for c in df.columns
+        if c not in VOLATILE
+    ]
+    return content_fingerprint(df.select(*columns))
 
 
 def lake_state(
