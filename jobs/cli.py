@@ -1,4 +1,4 @@
-"""The placelake command line: setup, generate, run, status, rebuild, sql, dictionary, link, report.
+"""The placelake command line: setup, generate, run, status, rebuild, sql, dictionary, link, report, forget.
 
 `make run` is a thin wrapper over `placelake run`.
 """
@@ -19,6 +19,9 @@ from jobs.config import REPO_ROOT, Settings
 log = logging.getLogger("placelake")
 
 DAG_ID = "placelake"
+# Commands that write the lake take its lock (jobs/lock.py); a second one is refused with LOCKED.
+WRITERS = {"run", "rebuild", "forget"}
+LOCKED = 75  # EX_TEMPFAIL: nothing was done, try again later
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -379,6 +382,42 @@ def cmd_link(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
+    """Right to erasure (jobs/forget.py): every layer, every earlier table version; the number is never printed."""
+    from jobs.forget import ForgetError, forget, nhs_number
+    from jobs.privacy import pseudonym_key
+    from jobs.spark import get_spark
+
+    typed = list(args.nhs_number or [])
+    if args.from_file:
+        # A number on the command line is visible in `ps` and shell history; a file or stdin is not.
+        if args.from_file == "-":
+            lines = sys.stdin.read().splitlines()
+        else:
+            with open(args.from_file, encoding="utf-8") as handle:
+                lines = handle.read().splitlines()
+        typed += [line.strip() for line in lines if line.strip()]
+    try:
+        if not typed:
+            raise ForgetError("give at least one --nhs-number or --from-file")
+        numbers = sorted({nhs_number(n) for n in typed})
+    except ForgetError as exc:
+        print(f"placelake forget: {exc}", file=sys.stderr)
+        return 2
+    pseudonym_key()  # the erasure is recorded as an HMAC: fail before any work without the key
+    started = time.monotonic()
+    result = forget(get_spark(settings), settings, numbers)
+    print(
+        f"forgot {len(numbers)} NHS number(s): {result['people']} person(s), {result['records']} records; "
+        f"{result['rows_removed']} rows from {result['tables_changed']} tables, "
+        f"{result['landing_files_rewritten']} landing file(s) rewritten; vacuumed ({time.monotonic() - started:.0f}s)"
+    )
+    for table, rows in sorted(result["tables"].items()):
+        print(f"  {table:<40}{rows:>8} rows")
+    print("recorded in lake/ops/erasures (as an HMAC). Aggregates are rebuilt by the next `placelake run`.")
+    return 0
+
+
 def _parse_date(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -459,6 +498,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, metavar="DIR", help="where to write links.csv")
     p.set_defaults(func=cmd_link)
 
+    p = sub.add_parser(
+        "forget", help="right to erasure: remove everyone linked to an NHS number from every layer, then vacuum"
+    )
+    p.add_argument("--nhs-number", action="append", metavar="N", help="an NHS number (repeatable); never printed")
+    p.add_argument(
+        "--from-file",
+        metavar="PATH",
+        help="NHS numbers one per line, or - for stdin (kept out of ps and shell history)",
+    )
+    p.set_defaults(func=cmd_forget)
+
     p = sub.add_parser("report", help="(re)write the quality report for a run (default: the latest)")
     p.add_argument("--run-id", help="the run to report on")
     p.add_argument("--open", action="store_true", help="open the report in a web browser")
@@ -471,11 +521,20 @@ def main(argv: list[str] | None = None) -> int:
     _configure_logging(args.verbose)
     settings = Settings.from_env()
     try:
-        return args.func(args, settings)
+        if args.command not in WRITERS:
+            return args.func(args, settings)
+        from jobs.lock import lake_lock
+
+        with lake_lock(settings, args.command):
+            return args.func(args, settings)
     except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence: one clear line, no traceback
+        from jobs.lock import LakeLocked
         from jobs.privacy import PseudonymKeyMissing
         from jobs.spark import JarsMissing
 
+        if isinstance(exc, LakeLocked):
+            print(f"placelake {args.command}: {exc}", file=sys.stderr)
+            return LOCKED
         if isinstance(exc, PseudonymKeyMissing | JarsMissing):
             print(f"placelake: {exc}", file=sys.stderr)
             return 2

@@ -28,6 +28,7 @@ from pyspark.sql import functions as F
 from jobs import data_docs, lake
 from jobs.config import REPO_ROOT, Settings
 from jobs.contracts import Contract, gold_contracts, source_contracts, table_contract
+from jobs.faults import kill_point
 
 log = logging.getLogger(__name__)
 
@@ -523,4 +524,10 @@ def check_silver(spark: SparkSession, settings: Settings, run_id: str) -> dict[s
 
 
 def publish_all(spark: SparkSession, settings: Settings) -> dict[str, int | None]:
-    return {c.name: publish(spark, settings, c.name) for c in gold_contracts()}
+    """Each table in its own commit: a reader sees a table whole, old or new, never half of it."""
+    kill_point("publish.before")
+    versions = {}
+    for contract in gold_contracts():
+        versions[contract.name] = publish(spark, settings, contract.name)
+        kill_point("publish.midway")
+    return versions

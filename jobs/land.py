@@ -27,6 +27,7 @@ import csv
 import hashlib
 import json
 import logging
+import os
 import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -42,6 +43,7 @@ from pyspark.sql import types as T
 from jobs import fs, lake
 from jobs.config import Settings
 from jobs.contracts import Contract, source_contracts
+from jobs.faults import kill_point
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,7 @@ class Delivered:
     path: str
     folder: str | None  # landing/<folder>/...; None for a file loose in landing/ itself
     delivery: str | None  # ISO date, or None when neither folder nor file name carries one
+    symlink: bool = False  # the file, or a folder on its way from landing/, is a symbolic link
 
     @property
     def file(self) -> str:
@@ -92,6 +95,17 @@ def delivery_date(parts: list[str]) -> str | None:
     return _iso_date(parts[-1])
 
 
+def _through_symlink(root: str, parts: list[str]) -> bool:
+    """Whether the path root/parts... passes through a symbolic link (local landing only).
+
+    The file lister follows links, so a link in landing/ would land whatever it
+    points at: another place's extract, /etc/passwd, a FIFO that never ends.
+    """
+    if "://" in root:
+        return False  # object stores have no links
+    return any(os.path.islink(os.path.join(root, *parts[: i + 1])) for i in range(len(parts)))
+
+
 def delivered_files(settings: Settings) -> list[Delivered]:
     """Every file under landing/, oldest delivery first (undated last)."""
     root = settings.landing
@@ -99,7 +113,8 @@ def delivered_files(settings: Settings) -> list[Delivered]:
     for info in fs.list_files(root):
         parts = info.path[len(root) + 1 :].split("/")
         folder = parts[0] if len(parts) > 1 else None
-        found.append(Delivered(info.path, folder, delivery_date(parts[1:]) if folder else None))
+        delivery = delivery_date(parts[1:]) if folder else None
+        found.append(Delivered(info.path, folder, delivery, _through_symlink(root, parts)))
     return sorted(found, key=lambda d: (d.folder or "", d.delivery or "9999", d.path))
 
 
@@ -185,6 +200,19 @@ def scan_file(path: str, encoding: str = "utf-8") -> FileScan:
     return FileScan(digest.hexdigest(), size, text_size, lines, header, bom, bad_line, problem[0] if problem else None)
 
 
+def scan_link(path: str) -> FileScan:
+    """A symbolic link is never read: its identity is where it points (so a re-run skips it)."""
+    target = os.readlink(path) if os.path.islink(path) else os.path.realpath(path)
+    return FileScan(hashlib.sha256(f"symlink:{target}".encode()).hexdigest(), 0, 0, 0, None, False, None, None)
+
+
+def scan_delivered(d: Delivered, encoding: str = "utf-8") -> FileScan:
+    return scan_link(d.path) if d.symlink else scan_file(d.path, encoding)
+
+
+SYMLINK_PROBLEM = ("file.symlink", "a symbolic link: landing reads only files delivered into landing/", None)
+
+
 # --------------------------------------------------------------------------- file-level checks
 
 
@@ -194,6 +222,11 @@ def has_header(contract: Contract) -> bool:
 
 def _encoding(contract: Contract) -> str:
     return contract.format.get("encoding", "utf-8")
+
+
+def _first(items: list, limit: int = 10) -> str:
+    """A list for a message, cut short: a header of 100,000 columns must not make a 1 MB reason."""
+    return str(items) if len(items) <= limit else f"{str(items[:limit])[:-1]}, ... ({len(items)} in all)]"
 
 
 def _header_problem(header: str, contract: Contract) -> tuple[str, str] | None:
@@ -214,11 +247,11 @@ def _header_problem(header: str, contract: Contract) -> tuple[str, str] | None:
     if extra and not missing:
         return (
             "file.extra_column",
-            f"header has {len(extra)} column(s) the contract does not name, at positions {extra}",
+            f"header has {len(extra)} column(s) the contract does not name, at positions {_first(extra)}",
         )
     return "file.header", (
-        f"header does not match the contract: lacks {missing}; {len(extra)} unknown column(s) at positions {extra}"
-        + (" (is the header missing?)" if len(missing) == len(expected) else "")
+        f"header does not match the contract: lacks {_first(missing)}; {len(extra)} unknown column(s) "
+        f"at positions {_first(extra)}" + (" (is the header missing?)" if len(missing) == len(expected) else "")
     )
 
 
@@ -274,6 +307,8 @@ def _csv_error(exc: csv.Error) -> str:
     message = str(exc)
     if "unexpected end of data" in message:
         return "row.unparseable: the file ends inside a quoted field"
+    if "field larger than field limit" in message:
+        return f"row.field_too_large: a field is longer than {csv.field_size_limit()} characters"
     return f"row.unparseable: {message}"
 
 
@@ -322,6 +357,9 @@ def _json_fields(text: str, names: list[str], known: set[str]) -> tuple[list[str
         record = json.loads(text)
     except ValueError as exc:
         return None, f"row.unparseable: not JSON ({exc.msg})"
+    except RecursionError:
+        # json.loads recurses per level: [[[[...]]]] 1,000 deep would otherwise kill the parsing task.
+        return None, "row.unparseable: JSON nested too deeply"
     if not isinstance(record, dict):
         return None, "row.unparseable: a JSON line must be an object"
     extra = sorted(set(record) - known)
@@ -670,6 +708,7 @@ def _land_parsed(
         written = lake.last_commit_rows(spark, bronze_path)
         if written != expected:
             raise RuntimeError(f"{contract.name}: bronze commit wrote {written} rows, the files hold {expected}")
+        kill_point("land.after_bronze")
 
     to_quarantine = [
         (d.path, s.sha256, d.delivery) for d, s in accepted if counts[s.sha256][1] and s.sha256 not in in_quarantine
@@ -711,7 +750,7 @@ def land_source(
     mine = [d for d in (delivered if delivered is not None else delivered_files(settings)) if d.folder == contract.name]
     if not mine:
         return []
-    scans = [(d, scan_file(d.path, _encoding(contract))) for d in mine]
+    scans = [(d, scan_delivered(d, _encoding(contract))) for d in mine]
     recorded = recorded if recorded is not None else recorded_files(spark, settings)
     # Files recorded while no contract claimed their folder are this source's to land now.
     seen_here = recorded.handled - recorded.unclaimed
@@ -727,11 +766,12 @@ def land_source(
                 _outcome(d, scan, contract.name, "duplicate", "file.duplicate", "identical to a file already landed")
             )
             continue
-        problem = (
-            ("file.no_delivery_date", "neither the folder nor the file name carries a delivery date", None)
-            if d.delivery is None
-            else file_problem(scan, contract)
-        )
+        if d.symlink:
+            problem = SYMLINK_PROBLEM
+        elif d.delivery is None:
+            problem = ("file.no_delivery_date", "neither the folder nor the file name carries a delivery date", None)
+        else:
+            problem = file_problem(scan, contract)
         if problem:
             outcomes.append(_outcome(d, scan, contract.name, "rejected", *problem))
             continue
@@ -781,7 +821,7 @@ def land_unrecognised(
     strays = [d for d in (delivered if delivered is not None else delivered_files(settings)) if d.folder not in known]
     if not strays:
         return []
-    scans = [(d, scan_file(d.path)) for d in strays]
+    scans = [(d, scan_delivered(d)) for d in strays]
     seen = (recorded if recorded is not None else recorded_files(spark, settings)).handled
     outcomes = []
     for d, scan in scans:
