@@ -51,7 +51,7 @@ test-reliability: setup ## re-runs, SIGKILLs, concurrent runs, hostile extracts,
 	$(BIN)/pytest -m reliability tests/reliability
 
 test-unit: setup ## unit tests only (no end-to-end run)
-	$(BIN)/pytest -m "not integration"
+	$(BIN)/pytest -m "not integration and not cluster and not reliability"
 
 report: setup ## rewrite the quality report for the latest run and open it
 	$(BIN)/placelake report --open
