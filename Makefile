@@ -12,10 +12,10 @@ VENV_STAMP := $(VENV)/.installed
 # kept under PLACELAKE_HOME (git-ignored). Real places set PLACELAKE_PSEUDONYM_KEY.
 DEV_KEY := $(PLACELAKE_HOME)/.pseudonym_key
 
-.PHONY: help setup browser run test test-cluster test-unit report serve-sql lint clean distclean
+.PHONY: help setup browser run test test-cluster test-airflow test-unit report serve-sql lint clean distclean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(VENV_STAMP): setup.cfg constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,9 @@ test: setup browser ## run the test suite (unit, DAG integrity, end-to-end integ
 
 test-cluster: setup ## the pipeline on a real Spark standalone cluster (master + 2 workers on 127.0.0.1) equals a local run
 	$(BIN)/pytest -m cluster tests/cluster
+
+test-airflow: setup ## the DAGs under a real Airflow 3 scheduler, dag-processor and api-server: assets, backfill, clear
+	nice -n 10 $(BIN)/pytest -m airflow tests/airflow
 
 test-unit: setup ## unit tests only (no end-to-end run)
 	$(BIN)/pytest -m "not integration"
