@@ -114,6 +114,11 @@ class Airflow:
             return None
         return runs
 
+    def backfills_completed(self, dag_id: str) -> bool:
+        """Every backfill of the DAG marked complete (the scheduler does so every 30 s after its last run)."""
+        found = self.api(f"backfills?dag_id={dag_id}")["backfills"]
+        return bool(found) and all(b["completed_at"] for b in found)
+
     def trigger(self, dag_id: str) -> str:
         logical = datetime.now(UTC).replace(microsecond=0).isoformat()
         run_id = f"manual__{logical}"
@@ -300,7 +305,11 @@ def test_a_backfill_lands_exactly_the_deliveries_due_by_its_dates(airflow):
     runs = airflow.wait(
         "the backfill runs finished",
         lambda: (
-            (runs := airflow.settled("placelake_land")) and sum(r["run_type"] == "backfill" for r in runs) == 2 and runs
+            (runs := airflow.settled("placelake_land"))
+            and sum(r["run_type"] == "backfill" for r in runs) == 2
+            # Only one backfill per DAG may be open, and the next test starts another.
+            and airflow.backfills_completed("placelake_land")
+            and runs
         ),
         timeout=1200,
     )
@@ -340,6 +349,7 @@ def test_the_same_backfill_again_changes_nothing(airflow):
         "the backfill runs ran again",
         lambda: (
             airflow.settled("placelake_land")
+            and airflow.backfills_completed("placelake_land")
             and all(
                 t["try_number"] >= 2
                 for r in airflow.runs("placelake_land")
