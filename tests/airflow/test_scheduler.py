@@ -78,7 +78,12 @@ class Airflow:
             return json.load(response)
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
-        result = subprocess.run([AIRFLOW, *args], env=self.env, capture_output=True, text=True, timeout=300)
+        for _ in range(5):
+            result = subprocess.run([AIRFLOW, *args], env=self.env, capture_output=True, text=True, timeout=300)
+            # SQLite has one writer: a CLI write can lose to the scheduler's; it rolled back, so ask again.
+            if result.returncode == 0 or "database is locked" not in result.stderr:
+                break
+            time.sleep(5)
         assert result.returncode == 0, f"airflow {' '.join(args)}: {result.stderr[-3000:]}"
         return result
 
@@ -165,7 +170,8 @@ def airflow(tmp_path_factory):
         "AIRFLOW_HOME": str(airflow_home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home}/airflow.db",
+        # SQLite takes one writer at a time: wait up to a minute for the lock, not pysqlite's 5 s.
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home}/airflow.db?timeout=60",
         # Airflow 3 has no SequentialExecutor: LocalExecutor runs on SQLite (what `airflow standalone` uses).
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "2",
