@@ -120,9 +120,29 @@ class Airflow:
         return runs
 
     def backfills_completed(self, dag_id: str) -> bool:
-        """Every backfill of the DAG marked complete (the scheduler does so every 30 s after its last run)."""
-        found = self.api(f"backfills?dag_id={dag_id}")["backfills"]
-        return bool(found) and all(b["completed_at"] for b in found)
+        """No backfill of the DAG open (the scheduler closes one within 30 s of its last run)."""
+        return all(b["completed_at"] for b in self.api(f"backfills?dag_id={dag_id}")["backfills"])
+
+    def backfill(self, *args: str) -> None:
+        """`airflow backfill create` for placelake_land over the test's dates, once no other backfill is open.
+
+        Airflow commits the backfill before making its runs: if SQLite's lock then
+        makes the CLI fail, that empty backfill stays open until the scheduler
+        closes it, and only then may we ask again.
+        """
+        dates = ["--from-date", BACKFILL_FROM, "--to-date", BACKFILL_TO, "--max-active-runs", "1"]
+        for _ in range(5):
+            self.wait("no open backfill", lambda: self.backfills_completed("placelake_land") or None, timeout=300)
+            result = subprocess.run(
+                [AIRFLOW, "backfill", "create", "--dag-id", "placelake_land", *dates, *args],
+                env=self.env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            if result.returncode == 0 or "database is locked" not in result.stderr:
+                break
+        assert result.returncode == 0, f"airflow backfill create: {result.stderr[-3000:]}"
 
     def trigger(self, dag_id: str) -> str:
         logical = datetime.now(UTC).replace(microsecond=0).isoformat()
@@ -304,10 +324,7 @@ def test_a_backfill_lands_exactly_the_deliveries_due_by_its_dates(airflow):
             shutil.move(str(folder), airflow.home / "landing" / source.name / folder.name)
     before = _bronze(airflow.home)
 
-    airflow.cli(
-        "backfill", "create", "--dag-id", "placelake_land", "--from-date", BACKFILL_FROM, "--to-date", BACKFILL_TO,
-        "--max-active-runs", "1",
-    )  # fmt: skip
+    airflow.backfill()
     runs = airflow.wait(
         "the backfill runs finished",
         lambda: (
@@ -346,10 +363,7 @@ def test_the_same_backfill_again_changes_nothing(airflow):
     before = _bronze(airflow.home)
     manifest = _manifest_paths(airflow.home)
 
-    airflow.cli(
-        "backfill", "create", "--dag-id", "placelake_land", "--from-date", BACKFILL_FROM, "--to-date", BACKFILL_TO,
-        "--max-active-runs", "1", "--reprocess-behavior", "completed",
-    )  # fmt: skip
+    airflow.backfill("--reprocess-behavior", "completed")
     # Completed runs are cleared and run again: wait until both backfill runs have a second try.
     airflow.wait(
         "the backfill runs ran again",
