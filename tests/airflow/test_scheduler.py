@@ -413,7 +413,7 @@ def test_a_failed_task_is_cleared_and_rerun_alone_and_its_asset_event_runs_the_b
 
     bad.unlink()  # the fix
     logical = airflow.api(f"dags/placelake_land/dagRuns/{urllib.parse.quote(run_id, safe='')}")["logical_date"]
-    # No ^…$ around the task id: Airflow 3.3's `tasks clear` then matches nothing (and says nothing).
+    # The plain id: Airflow 3.3.2's `tasks clear` matches --task-regex as a substring, so ^…$ finds nothing.
     airflow.cli("tasks", "clear", "placelake_land", "--task-regex", task, "--only-failed",
                 "--start-date", logical, "--end-date", logical, "--yes")  # fmt: skip
     airflow.wait(
