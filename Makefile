@@ -12,10 +12,10 @@ VENV_STAMP := $(VENV)/.installed
 # kept under PLACELAKE_HOME (git-ignored). Real places set PLACELAKE_PSEUDONYM_KEY.
 DEV_KEY := $(PLACELAKE_HOME)/.pseudonym_key
 
-.PHONY: help setup browser run test test-cluster test-reliability test-unit report serve-sql lint clean distclean
+.PHONY: help setup browser run test test-cluster test-reliability test-airflow test-unit report serve-sql lint clean distclean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(VENV_STAMP): setup.cfg constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,8 +50,11 @@ test-cluster: setup ## the pipeline on a real Spark standalone cluster (master +
 test-reliability: setup ## re-runs, SIGKILLs, concurrent runs, hostile extracts, erasure, key leaks (whole pipelines, ~15 min)
 	$(BIN)/pytest -m reliability tests/reliability
 
+test-airflow: setup ## the DAGs under a real Airflow 3 scheduler, dag-processor and api-server: assets, backfill, clear
+	$(BIN)/pytest -m airflow tests/airflow
+
 test-unit: setup ## unit tests only (no end-to-end run)
-	$(BIN)/pytest -m "not integration and not cluster and not reliability"
+	$(BIN)/pytest -m "not integration and not cluster and not reliability and not airflow"
 
 report: setup ## rewrite the quality report for the latest run and open it
 	$(BIN)/placelake report --open

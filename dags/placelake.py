@@ -16,6 +16,7 @@ Each task is a transaction: re-running it with the same input changes nothing.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -32,6 +33,64 @@ GOLD_TABLES = sorted(p.stem for p in (SCHEMAS / "gold").glob("*.yaml"))
 GOLD_ASSETS = [Asset(name=f"gold.{t}", uri=f"placelake://gold/{t}", group="placelake") for t in GOLD_TABLES]
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
+LAND_SCHEDULE = os.environ.get("PLACELAKE_LAND_SCHEDULE", "@hourly")
+
+
+def _due_by(data_interval_end, dag_run):
+    """The last delivery date a landing run may take: the day its data interval ends.
+
+    A delivery dated D is due from D 00:00 UTC. A scheduled run lands everything
+    due by the end of its interval, so `airflow backfill create` over past dates
+    lands the deliveries due by each of those dates and none delivered after
+    (a run without an interval, e.g. triggered with no logical date, takes the
+    moment it was asked to run). Never now(): re-running a run gives its own answer.
+    """
+    return (data_interval_end or dag_run.run_after).date()
+
+
+def _land_due(source: str, run_id: str, due_by) -> dict:
+    """One source's new files dated up to due_by (and undated files, which landing rejects and records)."""
+    from jobs import land
+    from jobs.contracts import source_contract
+    from jobs.pipeline import session, settings
+
+    config = settings()
+    due = [
+        d
+        for d in land.delivered_files(config)
+        if d.folder == source and (d.delivery is None or d.delivery <= due_by.isoformat())
+    ]
+    if not due or _all_recorded(config, due):
+        # Most hourly looks find nothing new: answered from the manifest without starting a JVM.
+        return _nothing_landed()
+    outcomes = land.land_source(session(), config, source_contract(source), batch_id=run_id, delivered=due)
+    return land.summarise(outcomes)
+
+
+def _nothing_landed() -> dict:
+    """The summary of a landing that found nothing new (as jobs.land.summarise would put it)."""
+    return {"files": 0, "rows_landed": 0, "rows_quarantined": 0, "rejected": []}
+
+
+def _all_recorded(config, due) -> bool:
+    """Whether the landing manifest already records every one of these files, path and bytes.
+
+    The same test land_source makes before it skips a file (jobs.land.recorded_files),
+    read with delta-rs instead of Spark. A file recorded only as waiting for a
+    contract is not recorded for its source. On an object store, Spark decides.
+    """
+    if not config.is_local():
+        return False
+    from deltalake import DeltaTable
+
+    from jobs import fs
+
+    manifest = config.table("ops", "landing_manifest")
+    if not DeltaTable.is_deltatable(manifest):
+        return False
+    rows = DeltaTable(manifest).to_pyarrow_table(columns=["path", "sha256", "rule"]).to_pylist()
+    claimed = {(r["path"], r["sha256"]) for r in rows if r["rule"] != "file.unknown_source"}
+    return all((d.path, fs.sha256(d.path)) in claimed for d in due)
 
 
 def alert(context) -> None:
@@ -55,8 +114,10 @@ DEFAULT_ARGS = {
 @dag(
     dag_id="placelake_land",
     # Deliveries arrive at any hour; landing an unchanged landing/ is a no-op
-    # that emits no Asset event, so an hourly look costs seconds.
-    schedule="@hourly",
+    # that emits no Asset event and starts no JVM, so an hourly look costs seconds.
+    # A place whose feeds come once a day can look daily (PLACELAKE_LAND_SCHEDULE,
+    # any cron or preset), which also makes a backfill one run per delivery day.
+    schedule=LAND_SCHEDULE,
     start_date=START,
     catchup=False,
     max_active_runs=1,
@@ -68,13 +129,18 @@ DEFAULT_ARGS = {
 def placelake_land():
     # A crash between the bronze commit and the manifest is recovered on retry
     # without duplicating a row (jobs/land.py), so retrying is safe.
-    @task(retries=2, retry_delay=timedelta(minutes=1), execution_timeout=timedelta(minutes=60))
-    def land_source(source: str, run_id=None, outlet_events=None):
+    # One instance per source at a time across all runs: a backfill's runs and the
+    # hourly run must not land the same new file side by side.
+    @task(
+        retries=2,
+        retry_delay=timedelta(minutes=1),
+        execution_timeout=timedelta(minutes=60),
+        max_active_tis_per_dag=1,
+    )
+    def land_source(source: str, run_id=None, data_interval_end=None, dag_run=None, outlet_events=None):
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from jobs.pipeline import run_land_source
-
-        summary = run_land_source(source, run_id)
+        summary = _land_due(source, run_id, _due_by(data_interval_end, dag_run))
         if not summary.get("landed"):
             # Nothing new reached bronze: no Asset event, so no rebuild downstream.
             raise AirflowSkipException(f"{source}: no new file landed ({summary['files']} new file(s) recorded)")
@@ -85,8 +151,11 @@ def placelake_land():
 
     @task(retries=2, retry_delay=timedelta(minutes=1), execution_timeout=timedelta(minutes=10))
     def land_unrecognised(run_id=None):
-        from jobs.pipeline import run_land_unrecognised
+        from jobs import land
+        from jobs.pipeline import run_land_unrecognised, settings
 
+        if all(d.folder in BRONZE_ASSETS for d in land.delivered_files(settings())):
+            return _nothing_landed()  # no stray file: no JVM
         return run_land_unrecognised(run_id)
 
     for source in SOURCES:
