@@ -19,6 +19,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from jobs import lake
+from jobs.codes import icd10_chapter
 from jobs.config import Settings
 from jobs.contracts import conform, gold_contracts, table_contract
 from jobs.link import person_sources
@@ -42,30 +43,6 @@ FRAILTY_DIAGNOSES = r"^(W0[0-9]|W1[0-9]|R296|S72|R41)"
 FRAILTY_TEAMS = ("DISTRICT_NURSING", "COMMUNITY_MATRON", "FALLS_SERVICE")
 LONG_TERM_SERVICES = ("HOME_CARE", "RESIDENTIAL", "NURSING")
 # The 22 chapters of ICD-10 (WHO 2019) by the first three characters of the code.
-ICD10_CHAPTERS = [
-    ("A00", "B99", "I"),
-    ("C00", "D48", "II"),
-    ("D50", "D89", "III"),
-    ("E00", "E90", "IV"),
-    ("F00", "F99", "V"),
-    ("G00", "G99", "VI"),
-    ("H00", "H59", "VII"),
-    ("H60", "H95", "VIII"),
-    ("I00", "I99", "IX"),
-    ("J00", "J99", "X"),
-    ("K00", "K93", "XI"),
-    ("L00", "L99", "XII"),
-    ("M00", "M99", "XIII"),
-    ("N00", "N99", "XIV"),
-    ("O00", "O99", "XV"),
-    ("P00", "P96", "XVI"),
-    ("Q00", "Q99", "XVII"),
-    ("R00", "R99", "XVIII"),
-    ("S00", "T98", "XIX"),
-    ("V01", "Y98", "XX"),
-    ("Z00", "Z99", "XXI"),
-    ("U00", "U99", "XXII"),
-]
 # ONS 2021 ethnic group codes: the letter is the high-level group.
 ETHNICITY_GROUPS = {"A": "Asian", "B": "Black", "C": "Mixed", "D": "White", "E": "Other"}
 # APC discharge destination 79: the patient died in hospital.
@@ -86,15 +63,6 @@ def age_band(date_of_birth: Column, as_of: date) -> Column:
         .when(age < 85, F.lit("75-84"))
         .otherwise(F.lit("85+"))
     )
-
-
-def icd10_chapter(code: Column) -> Column:
-    """The ICD-10 chapter (I-XXII) of a code such as 'S7200' or 'J45X'; null if there is none."""
-    stem = F.substring(F.upper(code), 1, 3)
-    chapter = F.lit(None).cast("string")
-    for first, last, numeral in reversed(ICD10_CHAPTERS):
-        chapter = F.when((stem >= first) & (stem <= last), F.lit(numeral)).otherwise(chapter)
-    return F.when(stem.rlike("^[A-Z][0-9]{2}$"), chapter)
 
 
 def ethnicity_group(code: Column) -> Column:

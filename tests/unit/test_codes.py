@@ -65,7 +65,16 @@ def test_icd10_chapter_from_the_first_three_characters(spark):
             ("D50",),  # the first of III
             ("H60",),  # ears, not eyes
             ("W19X",),
+            ("J45X",),
+            ("I214",),
+            ("O800",),
+            ("Z511",),
+            ("A00",),  # the very first category
+            ("U85",),  # the last of XXII
             ("D49",),  # in no chapter
+            ("U86",),  # past XXII's last
+            ("Z",),
+            ("bad",),
             ("12345",),
             (None,),
         ],
@@ -81,7 +90,16 @@ def test_icd10_chapter_from_the_first_three_characters(spark):
             ("D50", "III"),
             ("H60", "VIII"),
             ("W19X", "XX"),
+            ("J45X", "X"),
+            ("I214", "IX"),
+            ("O800", "XV"),
+            ("Z511", "XXI"),
+            ("A00", "I"),
+            ("U85", "XXII"),
             ("D49", None),
+            ("U86", None),
+            ("Z", None),
+            ("bad", None),
             ("12345", None),
             (None, None),
         ],

@@ -16,7 +16,6 @@ from jobs.curate import (
     discharge_delays,
     frail_people,
     high_intensity_users,
-    icd10_chapter,
     place_month_counts,
     rising_risk,
     stated_ethnicity,
@@ -74,25 +73,6 @@ def event(pid, record_id, event_type, start, end=None, service=None, diagnosis=N
 
 def pseudonym(value: str) -> str:
     return hmac.new(KEY.encode(), value.encode(), hashlib.sha256).hexdigest()
-
-
-def test_icd10_chapters_by_code_range(spark):
-    codes = ["S7200", "J45X", "W19X", "I214", "O800", "Z511", "D50X", "D489", "H601", "bad", None]
-    frame = spark.createDataFrame([(c,) for c in codes], "code string")
-    got = {r.code: r.chapter for r in frame.select("code", icd10_chapter(F.col("code")).alias("chapter")).collect()}
-    assert got == {
-        "S7200": "XIX",
-        "J45X": "X",
-        "W19X": "XX",
-        "I214": "IX",
-        "O800": "XV",
-        "Z511": "XXI",
-        "D50X": "III",
-        "D489": "II",
-        "H601": "VIII",
-        "bad": None,
-        None: None,
-    }
 
 
 def test_the_most_often_stated_ethnicity_wins_and_not_stated_is_ignored(spark):
