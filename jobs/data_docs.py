@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import re
+from functools import cache
 
 from jobs import fs
 
@@ -56,12 +57,19 @@ def offline(page: str, back_link: str = "../quality.html") -> str:
     return re.sub(r"(<body\b[^>]*>)", r"\1" + note, page, count=1, flags=re.IGNORECASE)
 
 
+@cache
+def _page_view():
+    # One view for every page: its Jinja environment compiles GX's ~120 templates once, not per table.
+    from great_expectations.render.view import DefaultJinjaPageView
+
+    return DefaultJinjaPageView()
+
+
 def render(outcome) -> str:
     """An ExpectationSuiteValidationResult as a self-contained offline HTML page."""
     from great_expectations.render.renderer import ValidationResultsPageRenderer
-    from great_expectations.render.view import DefaultJinjaPageView
 
-    return offline(DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(outcome)))
+    return offline(_page_view().render(ValidationResultsPageRenderer().render(outcome)))
 
 
 def page_name(layer: str, table: str) -> str:

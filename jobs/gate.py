@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cache, reduce
@@ -201,9 +202,55 @@ def _row_query_expectation():
     return UnexpectedRowCountExpectation
 
 
+@cache
+def _rows_where_expectation():
+    """A rule that counts the rows its predicate holds for, inside the batch's one aggregate pass.
+
+    UnexpectedRowsExpectation runs its query as Spark jobs of its own. A plain predicate needs no
+    query: as an aggregate metric it joins the single select GX makes for every aggregate metric
+    of the batch (row count, null counts, set and pattern counts), so it costs no pass of its own.
+    """
+    from great_expectations.core.metric_domain_types import MetricDomainTypes
+    from great_expectations.core.metric_function_types import MetricPartialFunctionTypes
+    from great_expectations.execution_engine import SparkDFExecutionEngine
+    from great_expectations.expectations.expectation import BatchExpectation
+    from great_expectations.expectations.metrics.metric_provider import metric_partial
+    from great_expectations.expectations.metrics.table_metric_provider import TableMetricProvider
+
+    class TableRowsWhereCount(TableMetricProvider):
+        metric_name = "placelake.rows_where.count"
+        value_keys = ("where",)
+
+        @metric_partial(
+            engine=SparkDFExecutionEngine,
+            partial_fn_type=MetricPartialFunctionTypes.AGGREGATE_FN,
+            domain_type=MetricDomainTypes.TABLE,
+        )
+        def _spark(cls, execution_engine, metric_domain_kwargs, metric_value_kwargs, metrics, runtime_configuration):
+            offending = F.coalesce(F.expr(metric_value_kwargs["where"]), F.lit(False))
+            return F.count_if(offending), metric_domain_kwargs, {}
+
+    class ExpectNoRowsWhere(BatchExpectation):
+        where: str
+        metric_dependencies = ("placelake.rows_where.count",)
+        success_keys = ("where",)
+
+        def _validate(self, metrics, runtime_configuration=None, execution_engine=None):
+            count = metrics["placelake.rows_where.count"]
+            return {"success": count == 0, "result": {"observed_value": count}}
+
+    return ExpectNoRowsWhere
+
+
+_SUBQUERY = re.compile(r"\bselect\b", re.IGNORECASE)
+
+
 def _expectation(rule: Rule):
     import great_expectations as gx
 
+    if rule.expectation == "unexpected_rows" and not _SUBQUERY.search(rule.where):
+        # Spark cannot evaluate a subquery inside an aggregate: only those rules run as queries.
+        return _rows_where_expectation()(where=rule.where, meta={"rule_id": rule.id, "severity": rule.severity})
     if rule.expectation == "unexpected_rows":
         expectation_class = _row_query_expectation()
     else:

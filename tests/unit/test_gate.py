@@ -11,6 +11,14 @@ def place_month():
     return table_contract("gold", "place_month")
 
 
+@pytest.fixture
+def postcode_rules(tmp_path, monkeypatch):
+    """Hand-written rules for silver.postcode, in place of the repository's."""
+    (tmp_path / "silver").mkdir()
+    monkeypatch.setenv("PLACELAKE_EXPECTATIONS_DIR", str(tmp_path))
+    return lambda text: (tmp_path / "silver" / "postcode.yaml").write_text(text, encoding="utf-8")
+
+
 def test_contract_rules_come_from_the_contract(place_month):
     ids = {r.id for r in contract_rules(place_month)}
     assert {
@@ -22,9 +30,8 @@ def test_contract_rules_come_from_the_contract(place_month):
     assert all(r.severity == "fail" for r in contract_rules(place_month))
 
 
-def test_a_drop_rule_moves_offending_rows_to_quarantine_and_the_rest_is_validated(spark, tmp_path, monkeypatch):
-    (tmp_path / "silver").mkdir()
-    (tmp_path / "silver" / "postcode.yaml").write_text(
+def test_a_drop_rule_moves_offending_rows_to_quarantine_and_the_rest_is_validated(spark, postcode_rules):
+    postcode_rules(
         """
 rules:
   - id: postcode.imd_in_range
@@ -42,10 +49,8 @@ rules:
     where: terminated
     severity: warn
     description: Terminated postcodes, counted.
-""",
-        encoding="utf-8",
+"""
     )
-    monkeypatch.setenv("PLACELAKE_EXPECTATIONS_DIR", str(tmp_path))
     contract = table_contract("silver", "postcode")
     frame = spark.createDataFrame(
         [
@@ -118,3 +123,36 @@ def test_generated_predicates_find_exactly_the_rows_the_expectation_flags(spark)
     assert flagged["care_event.person_key.not_null"] == 1
     assert flagged["care_event.organisation.allowed"] == 1
     assert flagged["care_event.event_type.allowed"] == 0
+
+
+def test_row_rules_count_their_rows_whether_or_not_they_query_another_table(spark, postcode_rules):
+    """A plain predicate runs inside GX's shared aggregate pass; one with a subquery runs as its own query."""
+    postcode_rules(
+        """
+rules:
+  - id: postcode.deprived
+    expectation: unexpected_rows
+    where: imd_decile <= 2
+    severity: warn
+  - id: postcode.closed_lsoa
+    expectation: unexpected_rows
+    where: lsoa_code IN (SELECT lsoa_code FROM test_closed_lsoas)
+    severity: fail
+"""
+    )
+    spark.createDataFrame([("E01090001",)], "lsoa_code string").createOrReplaceTempView("test_closed_lsoas")
+    frame = spark.createDataFrame(
+        [
+            ("LK1 1AA", "E01090000", "E05009000", "Castle", 1, False),
+            ("LK1 1AB", "E01090001", "E05009000", "Castle", 2, False),
+            ("LK1 1AD", "E01090001", "E05009000", "Castle", 5, False),
+            ("LK1 1AE", "E01090002", "E05009000", "Castle", 9, False),
+        ],
+        "postcode string, lsoa_code string, ward_code string, ward_name string, imd_decile int, terminated boolean",
+    )
+    verdict, _ = check(frame, table_contract("silver", "postcode"), quarantine_batch="run-1")
+
+    by_rule = {r.rule_id: r for r in verdict.results}
+    assert (by_rule["postcode.deprived"].success, by_rule["postcode.deprived"].unexpected_count) == (False, 2)
+    assert (by_rule["postcode.closed_lsoa"].success, by_rule["postcode.closed_lsoa"].unexpected_count) == (False, 2)
+    assert verdict.failed_rules == ["postcode.closed_lsoa"]
