@@ -536,12 +536,14 @@ def build_gold(
 ) -> dict[str, DataFrame]:
     """Every gold table as a frame conforming to its contract (nothing written)."""
     out = opted_out_people(persons, events, opt_outs)
-    persons, events = without_people(persons, out), without_people(events, out)
-    person = build_person(persons, events, key, as_of)
+    # Every table reads the people left in, and cohort_area reads person and the cohorts: each is
+    # materialised once here (localCheckpoint), not recomputed inside every table that uses it.
+    persons, events = without_people(persons, out).localCheckpoint(), without_people(events, out).localCheckpoint()
+    person = build_person(persons, events, key, as_of).localCheckpoint()
     cohorts = {
-        "high_intensity_user": high_intensity_users(events, key, as_of),
-        "discharge_delay": discharge_delays(events, key),
-        "rising_risk": rising_risk(events, key, as_of),
+        "high_intensity_user": high_intensity_users(events, key, as_of).localCheckpoint(),
+        "discharge_delay": discharge_delays(events, key).localCheckpoint(),
+        "rising_risk": rising_risk(events, key, as_of).localCheckpoint(),
     }
     tables = {
         "person": person,
@@ -564,15 +566,16 @@ def curate_all(spark: SparkSession, settings: Settings, as_of: date) -> dict[str
     persons = lake.read(spark, settings.table("silver", "person")).persist()
     try:
         built = build_gold(persons, events, opt_out_list(spark, settings), key, as_of)
-        if set(built) != expected:
-            raise RuntimeError(f"gold builders {sorted(built)} do not match gold contracts {sorted(expected)}")
-        counts = {}
-        for name, df in built.items():
-            staging = settings.table("staging/gold", name)
-            lake.replace(df, staging)
-            counts[name] = lake.read(spark, staging).count()
-            log.info("staged gold.%s: %d rows", name, counts[name])
     finally:
+        # build_gold has materialised what it needs from them.
         events.unpersist()
         persons.unpersist()
+    if set(built) != expected:
+        raise RuntimeError(f"gold builders {sorted(built)} do not match gold contracts {sorted(expected)}")
+    counts = {}
+    for name, df in built.items():
+        staging = settings.table("staging/gold", name)
+        lake.replace(df, staging)
+        counts[name] = lake.read(spark, staging).count()
+        log.info("staged gold.%s: %d rows", name, counts[name])
     return counts
