@@ -10,7 +10,7 @@ memory under 12 GiB; a 1% delivery linked for under 10% of a full link.
 2. scale: N synthetic identity records (people repeated with the noise real
    feeds carry), linked by jobs.link.link_records on Spark, then the same
    records and the same comparisons and blocking by Splink on DuckDB; time and
-   peak resident memory (the process and its children: Spark's JVM) of each;
+   peak memory (proportional set size of the process and its children: Spark's JVM) of each;
 3. incremental: 1% new records on top of the Spark link, scored against its model.
 
 Prints and writes bench/results/link-<timestamp>.json.
@@ -27,12 +27,11 @@ import os
 import random
 import secrets
 import tempfile
-import threading
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import psutil
+from memory_sampler import Memory
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -57,36 +56,6 @@ _ENDINGS = ["", "N", "R", "S", "LL", "TT", "RD", "WICZ", "SEN", "OV"]
 TAIL = sorted({a + b + c + e for a in _SYLLABLES for b in _SYLLABLES for c in _SYLLABLES for e in _ENDINGS})
 COMMON_FAMILY, COMMON_GIVEN = 0.35, 0.5
 NICK = {"WILLIAM": "BILL", "ROBERT": "BOB", "ELIZABETH": "LIZ", "JAMES": "JIM", "MICHAEL": "MIKE", "THOMAS": "TOM"}
-
-
-class PeakMemory:
-    """Peak resident memory of this process and, with children, its children (Spark's JVM), sampled every 0.2 s."""
-
-    def __init__(self, children: bool = True) -> None:
-        self.peak = 0
-        self.children = children
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        me = psutil.Process()
-        while not self._stop.is_set():
-            total = 0
-            for p in [me, *(me.children(recursive=True) if self.children else [])]:
-                try:
-                    total += p.memory_info().rss
-                except psutil.Error:
-                    pass
-            self.peak = max(self.peak, total)
-            time.sleep(0.2)
-
-    def __enter__(self) -> PeakMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def _nhs(rng: random.Random) -> str:
@@ -173,7 +142,7 @@ def spark_scale(n: int) -> dict:
         config = type(config)(**{**config.__dict__, "break_lineage": "parquet"})
     records = spark.createDataFrame(synthetic_records(n, seed=1), SCHEMA).drop("truth_id").persist()
     records.count()
-    with PeakMemory() as memory:
+    with Memory() as memory:
         started = time.monotonic()
         full = link_records(spark, records, config, settings.path("tmp", "full"), "bench-full")
         persons = full.links.select("person_id").distinct().count()
@@ -195,7 +164,7 @@ def spark_scale(n: int) -> dict:
     incremental_s = time.monotonic() - started
     return {
         "spark_full_s": round(full_s, 1),
-        "spark_peak_rss_gib": round(memory.peak / 2**30, 2),
+        "spark_peak_gib": memory.gib()["total"],
         "identities": full.counts["identities"],
         "persons": persons,
         "incremental_mode": incremental.mode,
@@ -225,7 +194,7 @@ def duckdb_scale(features) -> dict:
     config = LinkageConfig.load()
     available = available_features(SILVER_FEATURES)
     # DuckDB runs in this process; Spark's JVM, idle but alive beside it, is not part of its cost.
-    with PeakMemory(children=False) as memory:
+    with Memory() as memory:
         started = time.monotonic()
         db_api = DuckDBAPI()
         linker = Linker(db_api.register(features), model.splink_settings(config, available, dialect="duckdb"))
@@ -241,7 +210,7 @@ def duckdb_scale(features) -> dict:
         duckdb_s = time.monotonic() - started
     return {
         "duckdb_s": round(duckdb_s, 1),
-        "duckdb_peak_rss_gib": round(memory.peak / 2**30, 2),
+        "duckdb_peak_gib": memory.gib()["python"],  # DuckDB runs in this process
         "duckdb_persons": int(clusters["cluster_id"].nunique()),
     }
 

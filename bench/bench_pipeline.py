@@ -35,7 +35,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -47,6 +46,8 @@ REPO = BENCH.parent
 RESULTS = BENCH / "results"
 sys.path[:0] = [str(REPO), str(BENCH)]
 
+from memory_sampler import Memory  # noqa: E402
+
 DEFAULT_SIZES = "10000,100000,1000000"
 AS_OF = date(2026, 11, 1)  # the generator's last delivery: ages and months as of that day
 TARGETS = {
@@ -56,53 +57,6 @@ TARGETS = {
     "landing_over_plain_copy": 1.5,
     "link_over_duckdb": 3.0,
 }
-
-
-class Memory:
-    """Peak memory (PSS) of this process tree, split into the Python driver, JVMs and Python workers."""
-
-    def __init__(self) -> None:
-        self.peak = {"python": 0, "jvm": 0, "python_workers": 0, "total": 0}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    @staticmethod
-    def _pss(process: psutil.Process) -> int:
-        # Proportional set size: Spark's forked Python workers share most of their pages,
-        # and summing their RSS would count those pages once per worker.
-        try:
-            return process.memory_full_info().pss
-        except (psutil.AccessDenied, AttributeError):
-            return process.memory_info().rss
-
-    def _sample(self) -> dict[str, int]:
-        me = psutil.Process()
-        now = {"python": self._pss(me), "jvm": 0, "python_workers": 0}
-        for child in me.children(recursive=True):
-            try:
-                kind = "jvm" if child.name() == "java" else "python_workers"
-                now[kind] += self._pss(child)
-            except psutil.Error:
-                pass  # a worker that exited between listing and reading
-        now["total"] = sum(now.values())
-        return now
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for kind, rss in self._sample().items():
-                self.peak[kind] = max(self.peak[kind], rss)
-            time.sleep(0.25)
-
-    def __enter__(self) -> Memory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def gib(self) -> dict[str, float]:
-        return {k: round(v / 2**30, 2) for k, v in self.peak.items()}
 
 
 def say(text: str) -> None:
