@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 EDGE_COLUMNS = ["unique_id_l", "unique_id_r", "match_probability"]
 TF_COLUMNS = ["given_name", "family_name"]
+# How Splink 5 words its refusal of an m or u probability that underflows float64.
+_UNDERFLOW = "below the minimum allowed value"
 
 
 def _level(sql: str, label: str, **configure: Any):
@@ -213,7 +215,18 @@ def train(linker, config: LinkageConfig, features: set[str]) -> None:
         )
     linker.training.estimate_u_using_random_sampling(max_pairs=config.u_max_pairs, seed=config.seed, num_chunks=1)
     for rule in training_sessions(config, features):
-        linker.training.estimate_parameters_using_expectation_maximisation(_block(rule))
+        # An EM session edits the linker's model in place as it iterates (Splink 5.0): keep a copy.
+        before = linker._settings_obj.core_model_settings.copy()
+        try:
+            linker.training.estimate_parameters_using_expectation_maximisation(_block(rule))
+        except ValueError as exc:
+            if _UNDERFLOW not in str(exc):
+                raise
+            # Splink refuses an m probability that EM has driven below 1e-300: too few pairs of some
+            # kind in this block to estimate it (small inputs). The session's estimates are dropped
+            # whole and the model is as the earlier sessions left it.
+            linker._settings_obj.core_model_settings = before
+            log.warning("EM on the block %s drove an m probability to underflow: its estimates are not used", rule)
 
 
 def train_and_predict(

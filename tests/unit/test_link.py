@@ -11,7 +11,7 @@ from jobs.linkage.features import identities, identity_features, nhs_groups, nic
 from jobs.linkage.files import LinkInputError, check_sources, read_input
 from jobs.linkage.ids import assign_person_ids, id_history, new_person_id
 from jobs.linkage.metrics import pairwise_counts
-from jobs.linkage.model import small_components, splink_settings, training_sessions
+from jobs.linkage.model import small_components, splink_settings, train, training_sessions
 
 RECORDS = (
     "source string, record_id string, nhs_number string, family_name string, given_name string, "
@@ -233,6 +233,54 @@ def test_training_starts_from_shared_nhs_numbers_and_falls_back_only_for_what_it
     assert training_sessions(config, with_nhs) == [("nhs_number",), ("dob",)]
     without_nhs = available_features(SILVER_FEATURES - {"nhs_number"})
     assert training_sessions(config, without_nhs) == [("dob",), ("family_name", "given_name")]
+
+
+class _Model:
+    """Stands in for Splink's model settings: what EM sessions have estimated, in order."""
+
+    def __init__(self, estimated=()):
+        self.estimated = list(estimated)
+
+    def copy(self):
+        return _Model(self.estimated)
+
+
+class _Linker:
+    """A linker whose EM session on one block fails as Splink 5 does when an m probability underflows,
+    after editing the model in place as a real session does."""
+
+    def __init__(self, failing_session, error="m_probability value 2.5e-314 is below the minimum allowed value"):
+        self._settings_obj = type("Settings", (), {})()
+        self._settings_obj.core_model_settings = _Model()
+        self.training = self
+        self.failing_session, self.error, self.sessions = failing_session, error, 0
+
+    def estimate_probability_two_random_records_match(self, *args, **kwargs):
+        pass
+
+    def estimate_u_using_random_sampling(self, *args, **kwargs):
+        pass
+
+    def estimate_parameters_using_expectation_maximisation(self, block):
+        self._settings_obj.core_model_settings.estimated.append(self.sessions)
+        self.sessions += 1
+        if self.sessions - 1 == self.failing_session:
+            raise ValueError(self.error)
+
+
+def test_an_em_session_that_underflows_is_dropped_whole_and_training_goes_on(caplog):
+    config = LinkageConfig.load()
+    features = available_features(SILVER_FEATURES)
+    sessions = training_sessions(config, features)
+    assert sessions[0] == ("nhs_number",) and len(sessions) > 1
+    linker = _Linker(failing_session=0)
+    train(linker, config, features)
+    # The failed first session left nothing behind; every later one ran and was kept.
+    assert linker.sessions == len(sessions)
+    assert linker._settings_obj.core_model_settings.estimated == list(range(1, len(sessions)))
+    assert "underflow" in caplog.text and "nhs_number" in caplog.text
+    with pytest.raises(ValueError, match="another problem"):
+        train(_Linker(failing_session=0, error="another problem"), config, features)
 
 
 def test_date_of_birth_disagreements_carry_the_configured_m_and_em_may_not_move_it():
