@@ -414,7 +414,7 @@ def check(
 def record_all_results(
     spark: SparkSession, settings: Settings, run_id: str, outcomes: list[tuple[str, str, list[RuleResult]]]
 ) -> None:
-    """Append (layer, table, results) of one run to ops/dq_results in one MERGE."""
+    """Write (layer, table, results) of one run to ops/dq_results in one commit."""
     validated_at = datetime.now(UTC).replace(tzinfo=None)
     rows = [
         {**r.__dict__, "run_id": run_id, "layer": layer, "table": table, "validated_at": validated_at}
@@ -429,8 +429,11 @@ def record_all_results(
         "table string, validated_at timestamp"
     )
     df = spark.createDataFrame(rows, schema)
-    # Re-validating in the same run replaces that run's results, never duplicates them.
-    lake.upsert(spark, df, settings.table("ops", "dq_results"), keys=["run_id", "layer", "table", "rule_id"])
+    # Re-validating a table in the same run replaces that run's results for it, never duplicates
+    # them: one overwrite of just those rows (replaceWhere), not a MERGE joining the whole history.
+    tables = sorted({(layer, table) for layer, table, _ in outcomes})
+    these = " OR ".join(f"(layer = {_quoted(layer)} AND `table` = {_quoted(table)})" for layer, table in tables)
+    lake.replace(df, settings.table("ops", "dq_results"), where=f"run_id = {_quoted(run_id)} AND ({these})")
 
 
 def _quarantine_dropped(spark: SparkSession, settings: Settings, dropped: DataFrame, contract: Contract) -> None:

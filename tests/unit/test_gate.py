@@ -2,8 +2,10 @@ from dataclasses import replace
 
 import pytest
 
+from jobs import lake
+from jobs.config import Settings
 from jobs.contracts import table_contract
-from jobs.gate import check, contract_rules, handwritten_rules
+from jobs.gate import RuleResult, check, contract_rules, handwritten_rules, record_all_results
 
 
 @pytest.fixture
@@ -156,3 +158,23 @@ rules:
     assert (by_rule["postcode.deprived"].success, by_rule["postcode.deprived"].unexpected_count) == (False, 2)
     assert (by_rule["postcode.closed_lsoa"].success, by_rule["postcode.closed_lsoa"].unexpected_count) == (False, 2)
     assert verdict.failed_rules == ["postcode.closed_lsoa"]
+
+
+def test_validating_a_table_again_in_the_same_run_replaces_its_results_and_nothing_else(spark, tmp_path):
+    settings = Settings.from_env({"PLACELAKE_HOME": str(tmp_path)})
+
+    def result(rule_id, success):
+        return RuleResult(rule_id, "unexpected_rows", "fail", success, 10, 0 if success else 1, None, None)
+
+    record_all_results(spark, settings, "run-1", [("gold", "person", [result("a", True)])])
+    record_all_results(spark, settings, "run-2", [("gold", "person", [result("a", False)])])
+    record_all_results(spark, settings, "run-2", [("gold", "care_event", [result("b", True)])])
+    # The person gate is run again in run-2: its rows for run-2 are replaced, whatever rules they had.
+    record_all_results(spark, settings, "run-2", [("gold", "person", [result("c", True)])])
+
+    stored = lake.read(spark, settings.table("ops", "dq_results")).select("run_id", "table", "rule_id", "success")
+    assert sorted(tuple(r) for r in stored.collect()) == [
+        ("run-1", "person", "a", True),
+        ("run-2", "care_event", "b", True),
+        ("run-2", "person", "c", True),
+    ]
