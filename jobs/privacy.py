@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 from collections.abc import Sequence
 
+import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -33,20 +35,22 @@ def pseudonym_key(environ: dict[str, str] | None = None) -> str:
 
 
 def hmac_sha256(value: Column, key: str) -> Column:
-    """HMAC-SHA256 (RFC 2104) of a string column, as 64 lower-case hex characters.
+    """HMAC-SHA256 (RFC 2104) of a string column, as 64 lower-case hex characters; null stays null.
 
-    Built from Spark's sha2 so it runs in the JVM with no Python round trip;
-    tests check it against Python's hmac module.
+    Python's hmac in a pandas (Arrow) UDF that holds the key in its closure. Built from Spark
+    expressions instead (sha2 over the key's inner and outer pads), the pads were literals in the
+    query plan, and plans go to Spark's event logs and UI: anyone reading those could derive the key.
     """
-    block = 64
-    key_bytes = key.encode("utf-8")
-    if len(key_bytes) > block:
-        key_bytes = hashlib.sha256(key_bytes).digest()
-    key_bytes = key_bytes.ljust(block, b"\0")
-    inner_pad = bytes(b ^ 0x36 for b in key_bytes).hex()
-    outer_pad = bytes(b ^ 0x5C for b in key_bytes).hex()
-    inner = F.unhex(F.sha2(F.concat(F.unhex(F.lit(inner_pad)), F.encode(value, "UTF-8")), 256))
-    return F.sha2(F.concat(F.unhex(F.lit(outer_pad)), inner), 256)
+    secret = key.encode("utf-8")
+
+    def digest(text: str | None) -> str | None:
+        return None if text is None else hmac.new(secret, text.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    @F.pandas_udf("string")
+    def hmac_sha256(values: pd.Series) -> pd.Series:
+        return values.map(digest)
+
+    return hmac_sha256(value)
 
 
 def rounded_count(count: Column) -> Column:

@@ -19,10 +19,22 @@ from jobs.privacy import (
 @pytest.mark.parametrize("key", ["k" * 32, "a much longer key " * 8, "ключ-с-юникодом-" * 3])
 def test_hmac_matches_pythons_hmac(spark, key):
     values = ["P0001", "O'Brien", "Zoë", ""]
-    frame = spark.createDataFrame([(v,) for v in values], "v string")
+    frame = spark.createDataFrame([(v,) for v in [*values, None]], "v string")
     got = {r.v: r.h for r in frame.select("v", hmac_sha256(F.col("v"), key).alias("h")).collect()}
     for v in values:
         assert got[v] == hmac.new(key.encode(), v.encode(), hashlib.sha256).hexdigest()
+    assert got[None] is None
+
+
+def test_nothing_derived_from_the_key_is_in_the_query_plan(spark):
+    """Plans are written to Spark's event logs and shown in its UI: the key, or its HMAC pads, must not be."""
+    key = "k3y-" * 8
+    padded = key.encode().ljust(64, b"\0")
+    secrets = [key, key.encode().hex(), bytes(b ^ 0x36 for b in padded).hex(), bytes(b ^ 0x5C for b in padded).hex()]
+    frame = spark.createDataFrame([("P0001",)], "v string").select(hmac_sha256(F.col("v"), key).alias("h"))
+    frame.collect()
+    plans = frame._jdf.queryExecution().toString().lower()
+    assert not [s for s in secrets if s.lower() in plans or s.lower()[:16] in plans]
 
 
 def test_missing_or_short_key_is_a_clear_error_not_a_default():
