@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 from hostile import Kind, write_corpus
-from lakes import PEOPLE, Lake, lake_state, new_lake, placelake, run, splink_started, table_state
+from lakes import PEOPLE, Lake, lake_state, new_lake, run, splink_started, table_state
+from pipelines import placelake
 
 from jobs import lake
 
