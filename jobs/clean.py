@@ -115,11 +115,11 @@ def _rejects(
     flagged_codes: tuple[str, ...] = (),
 ) -> F.Column:
     """Why a row cannot reach silver, or null: a missing key, a bad or missing event date, an end
-    before its start, or an event code outside the contract's allowed list.
+    before its start, or an event code (pii: none) outside the contract's allowed list or pattern.
 
     Identity codes (sex, ethnicity) and the national code lists in flagged_codes (admission
-    method, discharge destination) are kept and flagged instead: losing the whole row for
-    them would lose the event.
+    method, discharge destination, diagnosis) are kept and flagged instead: losing the whole
+    row for them would lose the event.
     """
     contract = source_contract(source)
     start = _date(source, start_column)
@@ -133,11 +133,14 @@ def _rejects(
     if end_column:
         reason = reason.when(_date(source, end_column) < start, F.lit("clean.end_before_start"))
     for col in contract.columns:
-        if col.allowed and col.pii == "none" and col.name not in flagged_codes:
-            reason = reason.when(
-                F.col(col.name).isNotNull() & ~F.trim(F.col(col.name)).isin(*col.allowed),
-                F.lit(f"clean.invalid_{col.name}"),
-            )
+        if col.pii != "none" or col.name in flagged_codes:
+            continue
+        delivered, value = F.col(col.name).isNotNull(), F.trim(F.col(col.name))
+        if col.allowed:
+            reason = reason.when(delivered & ~value.isin(*col.allowed), F.lit(f"clean.invalid_{col.name}"))
+        if col.pattern:
+            # An ODS code such as '+cmd|...' would reach gold and run as a formula where an analyst opens a CSV.
+            reason = reason.when(delivered & ~value.rlike(col.pattern), F.lit(f"clean.invalid_{col.name}"))
     return reason
 
 
@@ -198,7 +201,7 @@ def adapt_gp_registrations(bronze: DataFrame) -> DataFrame:
                 **identity,
                 "record_id": F.col("registration_id"),
                 "event_type": F.lit("gp_registration"),
-                "provider_code": F.col("practice_code"),
+                "provider_code": F.trim(F.col("practice_code")),
                 "event_start": _date(source, "registration_date"),
                 # Death, a move away or a transfer to another practice ends the registration.
                 "event_end": _date(source, "deregistration_date"),
@@ -288,7 +291,7 @@ def adapt_apc_episodes(bronze: DataFrame) -> DataFrame:
                 "event_type": F.lit("hospital_episode"),
                 # NHS Data Dictionary admission method groups: ELECTIVE, EMERGENCY, MATERNITY, OTHER.
                 "service_type": codes.lookup(method, "admission_method", "nhs_dd", "group"),
-                "provider_code": F.col("provider_code"),
+                "provider_code": F.trim(F.col("provider_code")),
                 "event_start": _date(source, "admission_date"),
                 "event_end": _date(source, "discharge_date"),
                 "admission_method": codes.normalised_code(method),
@@ -301,7 +304,8 @@ def adapt_apc_episodes(bronze: DataFrame) -> DataFrame:
                 "admission_date",
                 "discharge_date",
                 optional_dates=("discharge_ready_date",),
-                flagged_codes=("admission_method", "discharge_destination"),
+                # A diagnosis outside ICD-10's shape is flagged (unknown_code:primary_diagnosis), not lost.
+                flagged_codes=("admission_method", "discharge_destination", "primary_diagnosis"),
             ),
             {
                 **flags,
@@ -331,7 +335,7 @@ def adapt_ae_attendances(bronze: DataFrame) -> DataFrame:
                 "ethnic_category": ethnicity,
                 "event_type": F.lit("ae_attendance"),
                 "service_type": F.concat(F.lit("ACUITY_"), F.col("acuity")),
-                "provider_code": F.col("provider_code"),
+                "provider_code": F.trim(F.col("provider_code")),
                 "event_start": arrived,
                 "event_end": arrived,  # an attendance ends the day it starts, near enough for a timeline
             },

@@ -27,7 +27,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -38,7 +37,7 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psutil
+import pipelines
 import pytest
 from deltalake import DeltaTable
 
@@ -250,42 +249,9 @@ def airflow(tmp_path_factory):
         deployment.held = held
         yield deployment
     finally:
-        _stop(processes)
+        pipelines.stop(processes)
         for log in files:
             log.close()
-
-
-def _stop(processes: list[subprocess.Popen]) -> None:
-    """SIGTERM every process we started and all their descendants (task runners, Spark JVMs), then SIGKILL."""
-    family = []
-    for process in processes:
-        try:
-            parent = psutil.Process(process.pid)
-            family += [parent, *parent.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            pass
-    for process in processes:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    for member in family:
-        try:
-            member.terminate()
-        except psutil.NoSuchProcess:
-            pass
-    _, alive = psutil.wait_procs(family, timeout=30)
-    for member in alive:
-        try:
-            member.kill()
-        except psutil.NoSuchProcess:
-            pass
-    for process in processes:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait(timeout=30)
 
 
 def test_the_dag_processor_parses_both_dags_without_import_errors(airflow):

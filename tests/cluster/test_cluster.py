@@ -18,6 +18,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pipelines
 import pyspark
 import pytest
 
@@ -110,34 +111,24 @@ def cluster(tmp_path_factory):
         _wait_for("two workers", lambda: (_master_state(ui_port) or {}).get("aliveworkers") == 2)
         yield master_url, ui_port
     finally:
-        for process in reversed(processes):
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        pipelines.stop(processes)
         for log in logs:
             log.close()
 
 
-def _run(home: Path, master: str) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "PLACELAKE_HOME": str(home),
-        "PLACELAKE_SPARK_MASTER": master,
-        "PLACELAKE_SHUFFLE_PARTITIONS": "2",
-        "PLACELAKE_DRIVER_MEMORY": "1g",
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "jobs.cli", "run", "--people", str(PEOPLE), "--date", "2026-11-01"],
-        env=env,
-        capture_output=True,
-        text=True,
+def _run(home: Path, master: str) -> pipelines.Result:
+    result = pipelines.run(
+        home,
+        PEOPLE,
+        "2026-11-01",
+        log_name="run",
         timeout=1800,
+        PLACELAKE_SPARK_MASTER=master,
+        PLACELAKE_SHUFFLE_PARTITIONS="2",
+        PLACELAKE_DRIVER_MEMORY="1g",
     )
     if result.returncode != 0:
-        sys.stderr.write(result.stdout[-5000:] + result.stderr[-5000:])
+        sys.stderr.write(result.tail(5000))
     return result
 
 

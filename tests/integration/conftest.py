@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
 import shutil
-import subprocess
 import sys
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pipelines
 import pytest
+from pipelines import Result
 
 from jobs.config import REPO_ROOT, Settings
 
@@ -34,7 +34,7 @@ FIXTURES = {"pipeline_run", "failed_gate_run"}
 @dataclass
 class Run:
     settings: Settings
-    result: subprocess.CompletedProcess
+    result: Result
     alerts: list[dict] = field(default_factory=list)
     broken_rule: str | None = None  # the rule this run was given to fail
 
@@ -45,26 +45,11 @@ def _settings(home: Path) -> Settings:
     )
 
 
-def run_pipeline(settings: Settings, run_date: str, **extra_env: str) -> subprocess.CompletedProcess:
+def run_pipeline(settings: Settings, run_date: str, **extra_env: str) -> Result:
     """`placelake run` on a PEOPLE-person place under settings.home, as `make run` would."""
-    env = {
-        **os.environ,
-        "PLACELAKE_HOME": settings.home,
-        "PLACELAKE_SPARK_MASTER": "local[2]",
-        "PLACELAKE_SHUFFLE_PARTITIONS": "1",
-        "PLACELAKE_DRIVER_MEMORY": "2g",
-        **extra_env,
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "jobs.cli", "run", "--people", str(PEOPLE), "--date", run_date],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
+    result = pipelines.run(Path(settings.home), PEOPLE, run_date, log_name="run", timeout=1800, **extra_env)
     if result.returncode != 0:
-        sys.stderr.write(result.stdout[-10000:] + result.stderr[-10000:])
+        sys.stderr.write(result.tail(10000))
     return result
 
 

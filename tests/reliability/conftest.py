@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 from hostile import Kind, write_corpus
-from lakes import PEOPLE, Lake, lake_state, new_lake, placelake, run, splink_started, table_state
+from lakes import PEOPLE, Lake, lake_state, new_lake, run, splink_started, table_state
+from pipelines import placelake
 
 from jobs import lake
 
@@ -43,8 +44,11 @@ def baseline(tmp_path_factory, place, event_log_dir) -> Lake:
     """One uninterrupted run, with Spark's event log on (spark-defaults.conf in SPARK_CONF_DIR)."""
     built = new_lake(tmp_path_factory, place, "baseline")
     conf = tmp_path_factory.mktemp("spark-conf")
+    # Spark 4 compresses event logs (zstd) by default: plain text, so test_secrets searches what Spark
+    # wrote and not its compressed bytes (where the key could hide).
     (conf / "spark-defaults.conf").write_text(
-        f"spark.eventLog.enabled true\nspark.eventLog.dir file://{event_log_dir}\n", encoding="utf-8"
+        f"spark.eventLog.enabled true\nspark.eventLog.dir file://{event_log_dir}\nspark.eventLog.compress false\n",
+        encoding="utf-8",
     )
     result = run(built.home, "run-1", SPARK_CONF_DIR=str(conf))
     assert result.returncode == 0, result.tail()

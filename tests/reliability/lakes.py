@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pipelines
 from hostile import Kind
+from pipelines import Result
 from pyspark.sql import functions as F
 
 from jobs import lake
@@ -27,90 +24,8 @@ PATHS = {"_source_file", "source_file", "path"}
 VOLATILE = {"run_id", "batch_id", "_batch_id", "_landed_at", "landed_at", "checked_at", "validated_at", "changed_at"}
 
 
-@dataclass
-class Result:
-    args: tuple[str, ...]
-    returncode: int
-    stdout: str
-    stderr: str
-    seconds: float
-
-    @property
-    def killed(self) -> bool:
-        return self.returncode == -signal.SIGKILL
-
-    def tail(self) -> str:
-        return f"placelake {' '.join(self.args)} -> {self.returncode}\n{self.stdout[-3000:]}\n{self.stderr[-3000:]}"
-
-
-def placelake_env(home: Path, **extra: str) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "PLACELAKE_HOME": str(home),
-        "PLACELAKE_SPARK_MASTER": "local[2]",
-        "PLACELAKE_SHUFFLE_PARTITIONS": "1",
-        "PLACELAKE_DRIVER_MEMORY": "2g",
-        **extra,
-    }
-    env.pop("AIRFLOW_HOME", None)  # the run sets its own, under PLACELAKE_HOME
-    return env
-
-
-def start(home: Path, *args: str, log_name: str, **extra_env: str) -> tuple[subprocess.Popen, Path]:
-    """Start `python -m jobs.cli <args>` in its own process group (so the Spark JVM can be killed with it)."""
-    logs = home.parent / f"{home.name}-logs"
-    logs.mkdir(exist_ok=True)
-    out = logs / log_name
-    with open(f"{out}.out", "w") as stdout, open(f"{out}.err", "w") as stderr:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "jobs.cli", *args],
-            env=placelake_env(home, **extra_env),
-            stdout=stdout,
-            stderr=stderr,
-            start_new_session=True,
-        )
-    return proc, out
-
-
-def finish(proc: subprocess.Popen, out: Path, args: tuple[str, ...], started: float, **wait) -> Result:
-    returncode = wait_for(proc, **wait)
-    try:
-        # The process is gone; its JVM may not be yet. A crash takes everything with it.
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    return Result(
-        args,
-        returncode,
-        Path(f"{out}.out").read_text(errors="replace"),
-        Path(f"{out}.err").read_text(errors="replace"),
-        time.monotonic() - started,
-    )
-
-
-def wait_for(proc: subprocess.Popen, timeout: float = 2700, kill_when: Callable[[], bool] | None = None) -> int:
-    deadline = time.monotonic() + timeout
-    while proc.poll() is None:
-        if time.monotonic() > deadline:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            raise AssertionError(f"placelake took more than {timeout}s")
-        if kill_when is not None and kill_when():
-            os.killpg(proc.pid, signal.SIGKILL)  # the whole run, JVM included, as a power cut would
-        time.sleep(0.5)
-    return proc.returncode
-
-
-def placelake(home: Path, *args: str, log_name: str, kill_when=None, **extra_env: str) -> Result:
-    started = time.monotonic()
-    proc, out = start(home, *args, log_name=log_name, **extra_env)
-    return finish(proc, out, args, started, kill_when=kill_when)
-
-
 def run(home: Path, log_name: str, kill_when=None, **extra_env: str) -> Result:
-    return placelake(
-        home, "run", "--people", str(PEOPLE), "--date", RUN_DATE, log_name=log_name, kill_when=kill_when, **extra_env
-    )
+    return pipelines.run(home, PEOPLE, RUN_DATE, log_name=log_name, kill_when=kill_when, **extra_env)
 
 
 @dataclass

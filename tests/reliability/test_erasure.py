@@ -11,7 +11,8 @@ import os
 import re
 
 import pytest
-from lakes import lake_tables, placelake
+from lakes import lake_tables
+from pipelines import placelake
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 

@@ -81,11 +81,18 @@ def test_formula_sql_and_odd_values_land_exactly_as_delivered_and_inert(baseline
     assert lake.table_exists(spark, settings.table("gold", "person"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="clean does not enforce gp_registrations.practice_code's contract pattern (^[A-Z][0-9]{5}$): "
-    "a delivered '+cmd|...' reaches gold person.practice_code and care_event.provider_code (fix in jobs/clean.py)",
-)
+def test_a_formula_where_a_code_belongs_is_quarantined_at_clean_with_file_and_line(baseline, spark):
+    """practice_code '+cmd|...' fails its contract pattern: clean rejects the row, which stays in quarantine."""
+    settings = baseline.settings
+    formula = next(k for k in baseline.kinds if k.name == "spreadsheet formula cells")
+    rows = lake.read(spark, settings.path("lake", "quarantine", "rows")).where(
+        (F.col("stage") == "clean") & (F.col("source_file") == f"{settings.landing}/{formula.path}")
+    )
+    assert sorted((r.line, r.rule, r.reason) for r in rows.collect()) == [
+        (2, "clean.invalid_practice_code", "clean.invalid_practice_code")
+    ]
+
+
 def test_nothing_a_spreadsheet_would_evaluate_reaches_gold(baseline, spark):
     """Analysts export gold to CSV and open it in Excel: no string cell may start with = + - @ or a tab."""
     settings = baseline.settings

@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from lakes import PEOPLE, RUN_DATE, finish, gold_versions, lake_state, manifest_rows, person_ids, start
+from lakes import PEOPLE, RUN_DATE, gold_versions, lake_state, manifest_rows, person_ids
+from pipelines import finish, start
 
 from jobs import lake
 from jobs.cli import LOCKED

@@ -160,6 +160,9 @@ def test_gp_registrations_end_at_deregistration_and_reject_impossible_ends(spark
             {**base, "registration_id": "R3", "deregistration_date": "2009-01-01", "deregistration_reason": "other"},
             {**base, "registration_id": "R4", "deregistration_date": "2026-02-30", "deregistration_reason": "moved_away"},
             {**base, "registration_id": "R5", "deregistration_date": "2026-03-09", "deregistration_reason": "99"},
+            # A formula where an ODS code belongs: it would run in the spreadsheet an analyst exports gold to.
+            {**base, "registration_id": "R6", "practice_code": "+cmd|' /C calc'!A0"},
+            {**base, "registration_id": "R7", "practice_code": " Y90101 "},  # padded: still the code
         ],
     )  # fmt: skip
     result = adapt_gp_registrations(bronze).select(
@@ -173,6 +176,8 @@ def test_gp_registrations_end_at_deregistration_and_reject_impossible_ends(spark
             ("R3", "gp_registration", "Y90101", start, date(2009, 1, 1), "clean.end_before_start"),
             ("R4", "gp_registration", "Y90101", start, None, "clean.invalid_deregistration_date"),
             ("R5", "gp_registration", "Y90101", start, date(2026, 3, 9), "clean.invalid_deregistration_reason"),
+            ("R6", "gp_registration", "+cmd|' /C calc'!A0", start, None, "clean.invalid_practice_code"),
+            ("R7", "gp_registration", "Y90101", start, None, None),
         ],
         "record_id string, event_type string, provider_code string, event_start date, event_end date, "
         "_reject_reason string",
