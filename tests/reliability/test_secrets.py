@@ -4,6 +4,7 @@ the run wrote there, so the search cannot pass by looking in an empty place."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 from pathlib import Path
@@ -32,8 +33,11 @@ class _Hidden(list):
 def key() -> list[bytes]:
     value = os.environ["PLACELAKE_PSEUDONYM_KEY"]
     assert len(value) >= 32
-    # As text, and as it would look in a log that escaped or hex-dumped it.
-    return _Hidden([value.encode(), value.encode().hex().encode(), value[:16].encode()])
+    # As text, as it would look in a log that escaped or hex-dumped it, and as HMAC's inner and outer
+    # pads (key XOR 0x36 / 0x5c), which derive it: once literals in every curate plan.
+    padded = value.encode().ljust(64, b"\0") if len(value.encode()) <= 64 else hashlib.sha256(value.encode()).digest()
+    pads = [bytes(b ^ pad for b in padded.ljust(64, b"\0")).hex()[:32].encode() for pad in (0x36, 0x5C)]
+    return _Hidden([value.encode(), value.encode().hex().encode(), value[:16].encode(), *pads])
 
 
 def test_the_key_is_in_no_log_of_the_run(baseline, key):
