@@ -77,6 +77,11 @@ def lookup(raw: Column, list_name: str, system: str, attribute: str = "value") -
     return _map({code: getattr(e, attribute) for code, e in entries.items()})[normalised_code(raw)]
 
 
+def known_codes(list_name: str) -> list[str]:
+    """Every code the list holds, in any of its systems."""
+    return sorted({code for entries in code_list(list_name).systems.values() for code in entries})
+
+
 def is_unknown(raw: Column, list_name: str, system: str) -> Column:
     """True when a code was delivered but the list does not hold it (never null)."""
     known = list(code_list(list_name).system(system))

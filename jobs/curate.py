@@ -19,7 +19,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from jobs import lake
-from jobs.codes import icd10_chapter
+from jobs.codes import icd10_chapter, known_codes
 from jobs.config import Settings
 from jobs.contracts import conform, gold_contracts, table_contract
 from jobs.link import person_sources
@@ -216,6 +216,15 @@ def _event_key(key: str) -> Column:
     return hmac_sha256(F.concat_ws(":", "source", "record_id"), key)
 
 
+def listed_code(column: str) -> Column:
+    """The code if its national list (schemas/codes/<column>.yaml) knows it, else null.
+
+    Silver keeps an unknown code as delivered (and flags it); gold must not pass on whatever
+    text a source put there (a spreadsheet formula, a name).
+    """
+    return F.when(F.col(column).isin(*known_codes(column)), F.col(column))
+
+
 def build_care_event(events: DataFrame, key: str) -> DataFrame:
     # Exact dates are quasi-identifying (a birth, a death, an admission a neighbour saw):
     # gold carries months and durations; exact dates stay in silver.
@@ -236,7 +245,7 @@ def build_care_event(events: DataFrame, key: str) -> DataFrame:
         F.when(hospital, F.greatest(F.datediff("event_end", "discharge_ready_date"), F.lit(0))).alias(
             "discharge_delay_days"
         ),
-        "discharge_destination",
+        listed_code("discharge_destination").alias("discharge_destination"),
     )
 
 
@@ -439,7 +448,7 @@ def discharge_delays(events: DataFrame, key: str) -> DataFrame:
             F.trunc("event_end", "month").alias("discharge_month"),
             F.datediff("event_end", "discharge_ready_date").alias("delay_days"),
             "care_package_type",
-            "discharge_destination",
+            listed_code("discharge_destination").alias("discharge_destination"),
         )
     )
 

@@ -11,6 +11,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from jobs.curate import (
+    build_care_event,
     build_gold,
     build_place_month,
     discharge_delays,
@@ -308,3 +309,16 @@ def test_without_the_list_the_same_people_are_in_every_table(spark, small_place)
     assert {r.person_key for r in gold["cohort_delay"].collect()} == {pseudonym("P1")}
     frail = {r.person_key: r.is_frail for r in gold["person"].collect()}
     assert frail == {pseudonym("P1"): True, pseudonym("P2"): False, pseudonym("P3"): False}
+
+
+def test_gold_carries_a_discharge_destination_only_when_its_code_list_knows_it(spark):
+    events = spark.createDataFrame(
+        [
+            event("P1", "E1", "hospital_episode", "2026-09-01", "2026-09-10", "EMERGENCY", dest="19"),
+            event("P1", "E2", "hospital_episode", "2026-09-11", "2026-09-12", "EMERGENCY", dest='=HYPERLINK("x")'),
+            event("P1", "E3", "ae_attendance", "2026-09-13", "2026-09-13", dest="306689006"),
+        ],
+        EVENTS,
+    )
+    got = {r.duration_days: r.discharge_destination for r in build_care_event(events, KEY).collect()}
+    assert got == {9: "19", 1: None, 0: "306689006"}
