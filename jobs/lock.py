@@ -20,6 +20,7 @@ import fcntl
 import json
 import logging
 import os
+import time
 from collections.abc import Generator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -35,12 +36,19 @@ class LakeLocked(RuntimeError):
     pass
 
 
-def _holder(handle) -> str:
-    handle.seek(0)
-    try:
-        held = json.loads(handle.read() or "{}")
-    except ValueError:
-        held = {}
+def _holder(handle, wait_s: float = 2.0) -> str:
+    # The holder writes its name just after it takes the lock: a run refused in that instant
+    # would find the file empty (or half written), so it waits a moment for the name.
+    deadline = time.monotonic() + wait_s
+    while True:
+        handle.seek(0)
+        try:
+            held = json.loads(handle.read() or "{}")
+        except ValueError:
+            held = {}
+        if held or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
     if not held:
         return "another run holds the lake lock"
     return (
