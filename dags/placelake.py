@@ -60,7 +60,7 @@ def _land_due(source: str, run_id: str, due_by) -> dict:
         for d in land.delivered_files(config)
         if d.folder == source and (d.delivery is None or d.delivery <= due_by.isoformat())
     ]
-    if not due or _all_recorded(config, due):
+    if not due or land.all_recorded(config, due):
         # Most hourly looks find nothing new: answered from the manifest without starting a JVM.
         return _nothing_landed()
     outcomes = land.land_source(session(), config, source_contract(source), batch_id=run_id, delivered=due)
@@ -70,27 +70,6 @@ def _land_due(source: str, run_id: str, due_by) -> dict:
 def _nothing_landed() -> dict:
     """The summary of a landing that found nothing new (as jobs.land.summarise would put it)."""
     return {"files": 0, "rows_landed": 0, "rows_quarantined": 0, "rejected": []}
-
-
-def _all_recorded(config, due) -> bool:
-    """Whether the landing manifest already records every one of these files, path and bytes.
-
-    The same test land_source makes before it skips a file (jobs.land.recorded_files),
-    read with delta-rs instead of Spark. A file recorded only as waiting for a
-    contract is not recorded for its source. On an object store, Spark decides.
-    """
-    if not config.is_local():
-        return False
-    from deltalake import DeltaTable
-
-    from jobs import fs
-
-    manifest = config.table("ops", "landing_manifest")
-    if not DeltaTable.is_deltatable(manifest):
-        return False
-    rows = DeltaTable(manifest).to_pyarrow_table(columns=["path", "sha256", "rule"]).to_pylist()
-    claimed = {(r["path"], r["sha256"]) for r in rows if r["rule"] != "file.unknown_source"}
-    return all((d.path, fs.sha256(d.path)) in claimed for d in due)
 
 
 def alert(context) -> None:

@@ -565,19 +565,51 @@ class Recorded:
     unclaimed: frozenset[tuple[str, str]] = frozenset()
 
 
-def recorded_files(spark: SparkSession, settings: Settings) -> Recorded:
-    """One small read of the manifest (three short columns, one row per file ever delivered)."""
+_MANIFEST_KEYS = ["path", "sha256", "status", "rule"]
+
+
+def _manifest_rows(spark: SparkSession | None, settings: Settings) -> list[dict]:
+    """The manifest's short columns, by Spark, or by delta-rs when spark is None (a local lake only)."""
     path = settings.table("ops", "landing_manifest")
+    if spark is None:
+        from deltalake import DeltaTable
+
+        if not DeltaTable.is_deltatable(path):
+            return []
+        return DeltaTable(path).to_pyarrow_table(columns=_MANIFEST_KEYS).to_pylist()
     if not lake.table_exists(spark, path):
-        return Recorded(frozenset(), frozenset())
-    rows = lake.read(spark, path).select("path", "sha256", "status", "rule").collect()
-    unknown = {(r.path, r.sha256) for r in rows if r.rule == "file.unknown_source"}
-    claimed = {(r.path, r.sha256) for r in rows if r.rule != "file.unknown_source"}
+        return []
+    return [r.asDict() for r in lake.read(spark, path).select(*_MANIFEST_KEYS).collect()]
+
+
+def recorded_files(spark: SparkSession | None, settings: Settings) -> Recorded:
+    """One small read of the manifest (four short columns, one row per file ever delivered).
+
+    With spark None it is read by delta-rs, without a JVM (local lakes only).
+    """
+    rows = _manifest_rows(spark, settings)
+    unknown = {(r["path"], r["sha256"]) for r in rows if r["rule"] == "file.unknown_source"}
+    claimed = {(r["path"], r["sha256"]) for r in rows if r["rule"] != "file.unknown_source"}
     return Recorded(
-        handled=frozenset((r.path, r.sha256) for r in rows),
-        landed=frozenset(r.sha256 for r in rows if r.status == "landed"),
+        handled=frozenset((r["path"], r["sha256"]) for r in rows),
+        landed=frozenset(r["sha256"] for r in rows if r["status"] == "landed"),
         unclaimed=frozenset(unknown - claimed),
     )
+
+
+def all_recorded(settings: Settings, due: list[Delivered]) -> bool:
+    """Whether the manifest already records every one of these files, path and bytes, for its source.
+
+    land_source skips exactly such files; this asks the same question without starting
+    Spark, so the DAG's hourly look at an unchanged folder costs no JVM. A file recorded
+    only as waiting for a contract is not recorded for its source. On an object store
+    the answer is False and Spark decides.
+    """
+    if not settings.is_local():
+        return False
+    recorded = recorded_files(None, settings)
+    claimed = recorded.handled - recorded.unclaimed
+    return all((d.path, fs.sha256(d.path)) in claimed for d in due)
 
 
 def _commit_note(source: str, shas: list[str]) -> str:

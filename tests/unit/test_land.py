@@ -174,3 +174,36 @@ def test_delivery_date_comes_from_the_folder_or_else_the_file_name():
     assert delivery_date(["gp.csv"]) is None
     assert delivery_date(["latest", "gp.csv"]) is None
     assert delivery_date(["2026-02-31", "gp.csv"]) is None  # not a date
+
+
+def test_the_dags_jvm_free_look_skips_only_files_the_manifest_records_for_their_source(tmp_path):
+    """An hourly DAG run over an unchanged folder answers from the manifest (delta-rs, no Spark);
+    a new file, changed bytes, or a file recorded only as waiting for a contract goes to Spark."""
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    from jobs import fs
+    from jobs.config import Settings
+    from jobs.land import Delivered, all_recorded
+
+    settings = Settings(home=str(tmp_path))
+    folder = tmp_path / "landing" / "gp_registrations"
+    folder.mkdir(parents=True)
+    paths = {}
+    for name in ("a", "b", "c"):
+        paths[name] = folder / f"{name}_2026-01-0{len(paths) + 1}.csv"
+        paths[name].write_text(f"{name}\n")
+    due = {n: Delivered(str(p), "gp_registrations", "2026-01-01") for n, p in paths.items()}
+    assert not all_recorded(settings, [due["a"]])  # no manifest yet
+
+    def row(name, status, rule):
+        return {"path": str(paths[name]), "sha256": fs.sha256(str(paths[name])), "status": status, "rule": rule}
+
+    rows = [row("a", "landed", None), row("b", "rejected", "file.header"), row("c", "rejected", "file.unknown_source")]
+    write_deltalake(settings.table("ops", "landing_manifest"), pa.Table.from_pylist(rows))
+
+    assert all_recorded(settings, [due["a"], due["b"]])  # landed or rejected: both handled
+    assert not all_recorded(settings, [due["a"], due["c"]])  # waited for a contract: its source must land it
+    paths["a"].write_text("a, re-sent with other bytes\n")
+    assert not all_recorded(settings, [due["a"]])
+    assert not all_recorded(Settings(home="s3a://bucket/place"), [due["b"]])  # object stores: Spark decides
