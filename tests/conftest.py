@@ -5,9 +5,11 @@ Never call spark.stop() in a test: every test shares this JVM.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import secrets
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -15,8 +17,10 @@ import pytest
 
 # Airflow reads its configuration at import time: point it at a throwaway
 # home (SQLite, no example DAGs) before any test imports it.
-_AIRFLOW_HOME = tempfile.mkdtemp(prefix="placelake-test-airflow-")
-os.environ.setdefault("AIRFLOW_HOME", _AIRFLOW_HOME)
+# Removed when the run ends: every pytest run used to leave one behind in /tmp.
+if "AIRFLOW_HOME" not in os.environ:
+    os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="placelake-test-airflow-")
+    atexit.register(shutil.rmtree, os.environ["AIRFLOW_HOME"], ignore_errors=True)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(Path(__file__).resolve().parent.parent / "dags"))
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
