@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import types
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cache, reduce
@@ -242,6 +243,37 @@ def _rows_where_expectation():
     return ExpectNoRowsWhere
 
 
+@cache
+def _counting(expectation_class):
+    """The stock column expectation without the sample of offending values it fetches.
+
+    A map expectation's BASIC result asks for the first unexpected values as well as
+    their count. With partial_unexpected_count 0 the sample is empty, yet GX still plans
+    and runs a query for it, one per rule. We never keep values (no patient-level data in
+    results): this subclass drops the dependency, so a rule costs only its share of the
+    batch's aggregate pass. Everything else, renderers included, is the stock class's.
+    """
+    map_metric = getattr(expectation_class, "map_metric", None)
+    if not map_metric:
+        return expectation_class
+    sample = f"{map_metric}.unexpected_values"
+
+    def get_validation_dependencies(self, execution_engine=None, runtime_configuration=None, **kwargs):
+        dependencies = expectation_class.get_validation_dependencies(
+            self, execution_engine=execution_engine, runtime_configuration=runtime_configuration, **kwargs
+        )
+        if dependencies.get_metric_configuration(sample) is not None:
+            dependencies.remove_metric_configuration(sample)
+        return dependencies
+
+    # A name of its own: GX registers expectation classes by name, and the stock one stays as it is.
+    return types.new_class(
+        f"{expectation_class.__name__}Counted",
+        (expectation_class,),
+        exec_body=lambda ns: ns.update(get_validation_dependencies=get_validation_dependencies, __module__=__name__),
+    )
+
+
 _SUBQUERY = re.compile(r"\bselect\b", re.IGNORECASE)
 
 
@@ -255,7 +287,7 @@ def _expectation(rule: Rule):
         expectation_class = _row_query_expectation()
     else:
         class_name = "".join(part.capitalize() for part in rule.expectation.split("_"))
-        expectation_class = getattr(gx.expectations, class_name)
+        expectation_class = _counting(getattr(gx.expectations, class_name))
     return expectation_class(**rule.kwargs, meta={"rule_id": rule.id, "severity": rule.severity})
 
 

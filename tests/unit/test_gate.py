@@ -178,3 +178,23 @@ def test_validating_a_table_again_in_the_same_run_replaces_its_results_and_nothi
         ("run-2", "care_event", "b", True),
         ("run-2", "person", "c", True),
     ]
+
+
+def test_no_rule_asks_gx_for_offending_values_only_for_counts():
+    """GX's BASIC result fetches a sample of offending values per column rule; we keep none
+    (no patient-level values in results), so no rule of any suite may ask for them: each
+    such request was a query of its own, 61 of them per gold gate."""
+    from jobs.contracts import gold_contracts, source_contracts
+    from jobs.gate import RESULT_FORMAT, _expectation, suite_rules
+
+    silver = ["person_event", "person", "person_link", "postcode", "opt_out"]
+    contracts = [*gold_contracts(), *(table_contract("silver", name) for name in silver)]
+    contracts += [replace(table_contract("silver", "person_event"), name=c.name) for c in source_contracts()]
+    asked = {}
+    for contract in contracts:
+        for rule in suite_rules(contract):
+            config = {"result_format": RESULT_FORMAT}
+            metrics = _expectation(rule).get_validation_dependencies(runtime_configuration=config).get_metric_names()
+            asked[rule.id] = [m for m in metrics if m.endswith(("unexpected_values", "unexpected_rows"))]
+    assert len(asked) > 100
+    assert {rule: names for rule, names in asked.items() if names} == {}
