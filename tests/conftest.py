@@ -24,6 +24,8 @@ if "AIRFLOW_HOME" not in os.environ:
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(Path(__file__).resolve().parent.parent / "dags"))
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+# pandas-on-Spark (imported by a dependency) warns unless this is set before its import; it is what it would set.
+os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
 # py4j logs from __del__ at interpreter exit, after pytest has closed its streams.
 logging.getLogger("py4j").setLevel(logging.WARNING)
 # A fresh random key per test run: no key ever lives in the repository.
