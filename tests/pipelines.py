@@ -74,6 +74,28 @@ def start(home: Path, *args: str, log_name: str, **extra_env: str) -> tuple[subp
 
 def finish(proc: subprocess.Popen, out: Path, args: tuple[str, ...], started: float, **wait) -> Result:
     returncode = wait_for(proc, **wait)
+    return _result(proc, out, args, returncode, time.monotonic() - started)
+
+
+def finish_together(
+    started_runs: list[tuple[subprocess.Popen, Path]], args: tuple[str, ...], started: float, timeout: float = 2700
+) -> list[Result]:
+    """Wait for runs started at the same moment; each Result times its own run, whichever order they end in."""
+    deadline = time.monotonic() + timeout
+    seconds: dict[int, float] = {}
+    while len(seconds) < len(started_runs):
+        for i, (proc, _) in enumerate(started_runs):
+            if i not in seconds and proc.poll() is not None:
+                seconds[i] = time.monotonic() - started
+        if time.monotonic() > deadline:
+            for proc, _ in started_runs:
+                _signal_groups([proc], signal.SIGKILL)
+            raise AssertionError(f"placelake took more than {timeout}s")
+        time.sleep(0.2)
+    return [_result(proc, out, args, proc.returncode, seconds[i]) for i, (proc, out) in enumerate(started_runs)]
+
+
+def _result(proc: subprocess.Popen, out: Path, args: tuple[str, ...], returncode: int, seconds: float) -> Result:
     try:
         # The process is gone; its JVM may not be yet. A crash takes everything with it.
         os.killpg(proc.pid, signal.SIGKILL)
@@ -84,7 +106,7 @@ def finish(proc: subprocess.Popen, out: Path, args: tuple[str, ...], started: fl
         returncode,
         Path(f"{out}.out").read_text(errors="replace"),
         Path(f"{out}.err").read_text(errors="replace"),
-        time.monotonic() - started,
+        seconds,
     )
 
 

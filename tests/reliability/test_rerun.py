@@ -10,7 +10,7 @@ import time
 
 import pytest
 from lakes import PEOPLE, RUN_DATE, gold_versions, lake_state, manifest_rows, person_ids
-from pipelines import finish, start
+from pipelines import finish_together, start
 
 from jobs import lake
 from jobs.cli import LOCKED
@@ -32,7 +32,7 @@ def two_reruns(baseline, baseline_state, spark):
     started = time.monotonic()
     first = start(baseline.home, *args, log_name="rerun-a")
     second = start(baseline.home, *args, log_name="rerun-b")
-    results = [finish(*first, args, started), finish(*second, args, started)]
+    results = finish_together([first, second], args, started)
     baseline.results.extend(results)
     pids = [first[0].pid, second[0].pid]
     return before, results, pids
