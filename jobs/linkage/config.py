@@ -21,6 +21,7 @@ class LinkageConfig:
     max_iterations: int
     break_lineage: str
     blocking_rules: tuple[tuple[str, ...], ...]
+    fallback_blocking_rules: tuple[tuple[str, ...], ...]
     training_blocking_rules: tuple[tuple[str, ...], ...]
     fixed_m: dict[str, dict[str, float]]
     max_new_fraction: float
@@ -41,6 +42,7 @@ class LinkageConfig:
             max_iterations=int(prob["max_iterations"]),
             break_lineage=str(prob["break_lineage"]),
             blocking_rules=tuple(tuple(r) for r in prob["blocking_rules"]),
+            fallback_blocking_rules=tuple(tuple(r) for r in prob.get("fallback_blocking_rules", ())),
             training_blocking_rules=tuple(tuple(r) for r in prob["training_blocking_rules"]),
             fixed_m={c: {label: float(m) for label, m in levels.items()} for c, levels in prob["fixed_m"].items()},
             max_new_fraction=float(raw["incremental"]["max_new_fraction"]),

@@ -19,7 +19,7 @@ IDENTITY_FIELDS = ["nhs_number", "family_name", "given_name", "date_of_birth", "
 FEATURE_COLUMNS = {
     "given_name": ["given_name", "given_canon", "given_phon"],
     "family_name": ["family_name", "family_phon"],
-    "date_of_birth": ["dob", "dob_year"],
+    "date_of_birth": ["dob", "dob_year", "dob_month", "dob_day"],
     "sex": ["sex"],
     "postcode": ["postcode"],
     "nhs_number": ["nhs_number"],

@@ -153,6 +153,9 @@ def splink_settings(config: LinkageConfig, available: set[str] | None = None, di
         if available is None or c.create_output_column_name() in available
     ]
     rules = [r for r in config.blocking_rules if available is None or set(r) <= available]
+    if not rules:
+        # Files with too little to block on (names only): a looser block, not every pair there is.
+        rules = [r for r in config.fallback_blocking_rules if available is None or set(r) <= available]
     return SettingsCreator(
         link_type="dedupe_only",
         unique_id_column_name="unique_id",

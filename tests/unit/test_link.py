@@ -309,3 +309,17 @@ def test_a_deliverys_graph_clusters_transitively_under_its_smallest_node():
         ("person:P9", "n1"),
     ]
     assert small_components([]) == []
+
+
+def _blocks(available: set[str]) -> list[str]:
+    settings = splink_settings(LinkageConfig.load(), available, dialect="duckdb")
+    return [r.get_blocking_rule("duckdb").blocking_rule_sql for r in settings.blocking_rules_to_generate_predictions]
+
+
+def test_a_name_is_never_a_block_alone_unless_the_files_carry_nothing_else():
+    # A name alone blocks thousands of namesakes together: pairs grow with the square of the place.
+    silver = _blocks(available_features(SILVER_FEATURES))
+    assert silver and all("dob" in sql or "postcode" in sql or "nhs_number" in sql for sql in silver), silver
+    assert any("family_phon" in sql and "dob_month" in sql and "dob_day" in sql for sql in silver)
+    names_only = _blocks(available_features({"given_name", "family_name"}))
+    assert names_only == ['(l."family_phon" = r."family_phon") AND (l."given_canon" = r."given_canon")']
