@@ -98,6 +98,14 @@ def manifest_rows(spark, settings: Settings) -> list[tuple]:
     return sorted(manifest.select("path", "sha256", "status", "rule").collect())
 
 
+def manifest_sources(spark, settings: Settings) -> list[str]:
+    """The sources the landing manifest records files of (none when it does not exist yet)."""
+    path = settings.table("ops", "landing_manifest")
+    if not lake.table_exists(spark, path):
+        return []
+    return sorted(r[0] for r in lake.read(spark, path).select("source").distinct().collect() if r[0])
+
+
 def duplicate_keys(spark, path: str, keys: list[str]) -> int:
     """Rows sharing a key with another row: 0 when every key is unique."""
     df = lake.read(spark, path)
