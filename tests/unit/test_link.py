@@ -321,5 +321,7 @@ def test_a_name_is_never_a_block_alone_unless_the_files_carry_nothing_else():
     silver = _blocks(available_features(SILVER_FEATURES))
     assert silver and all("dob" in sql or "postcode" in sql or "nhs_number" in sql for sql in silver), silver
     assert any("family_phon" in sql and "dob_month" in sql and "dob_day" in sql for sql in silver)
+    # A new family name (marriage) at the same address still meets its old records.
+    assert any("postcode" in sql and "dob_year" in sql and "family_phon" not in sql for sql in silver), silver
     names_only = _blocks(available_features({"given_name", "family_name"}))
     assert names_only == ['(l."family_phon" = r."family_phon") AND (l."given_canon" = r."given_canon")']
