@@ -507,11 +507,31 @@ def check_supersede_guard(source: str, shares: list[history.DeliveryShare], envi
             )
 
 
-def _cleaned_files(spark: SparkSession, settings: Settings, source: str) -> DataFrame | None:
+def _cleaned_files(spark: SparkSession, settings: Settings, source: str) -> dict[str, str]:
+    """The source's files cleaned before (sha256 -> delivery), from the watermark: one row per file."""
     path = _watermark_path(settings)
     if not lake.table_exists(spark, path):
-        return None
-    return lake.read(spark, path).where(F.col("source") == source).select(F.col("file_sha256").alias("_file_sha256"))
+        return {}
+    rows = lake.read(spark, path).where(F.col("source") == source).select("file_sha256", "delivery").collect()
+    return {r.file_sha256: r.delivery for r in rows}
+
+
+def _new_rows(bronze: DataFrame, cleaned: dict[str, str]) -> tuple[DataFrame, int, list[str]]:
+    """Bronze rows of the files not cleaned yet, materialised; their count; their deliveries.
+
+    New files are found from the one column naming each row's file, so a source with nothing
+    new costs a narrow scan, not a join of every bronze column.
+    """
+    if cleaned:
+        landed = {r[0] for r in bronze.select("_file_sha256").distinct().collect()}
+        new_files = sorted(landed - cleaned.keys())
+        if not new_files:
+            return bronze.where(F.lit(False)), 0, []
+        bronze = bronze.where(F.col("_file_sha256").isin(new_files))
+    # Materialised now: the watermark written later would otherwise re-filter these rows to nothing.
+    new = bronze.localCheckpoint()
+    per_delivery = new.groupBy("_delivery").count().collect()
+    return new, sum(r["count"] for r in per_delivery), sorted(r["_delivery"] for r in per_delivery)
 
 
 def _write_history(spark: SparkSession, settings: Settings, source: str, good: DataFrame) -> None:
@@ -689,12 +709,16 @@ def delivery_metrics(bronze: DataFrame, adapted: DataFrame, source: str) -> Data
 
 
 def _write_metrics(
-    spark: SparkSession, settings: Settings, source: str, bronze: DataFrame, deliveries: list[str], run_id: str
+    spark: SparkSession,
+    settings: Settings,
+    source: str,
+    rows: DataFrame,
+    adapted: DataFrame,
+    deliveries: list[str],
+    run_id: str,
 ) -> None:
-    """Metrics for every delivery the new rows belong to, over all of that delivery's rows (a delivery
-    landed in two runs is measured whole)."""
-    rows = bronze.where(F.col("_delivery").isin(deliveries))
-    adapted = ADAPTERS[source](rows.withColumn("_raw", F.lit(None).cast("string")))
+    """Metrics of the given deliveries, from all their bronze rows and those rows adapted; replaces
+    what was measured of those deliveries before."""
     metrics = delivery_metrics(rows, adapted, source).select(
         "*",
         F.lit(run_id).alias("run_id"),
@@ -754,18 +778,28 @@ def clean_source(
         forgotten = forget(spark, settings, source, bronze, rebuild_from)
         log.info("%s: rebuilding from %s: %d file(s) to clean again", source, rebuild_from or "the start", forgotten)
     cleaned = _cleaned_files(spark, settings, source)
-    new = bronze if cleaned is None else bronze.join(F.broadcast(cleaned), on="_file_sha256", how="left_anti")
-    # Materialised now: the watermark written below would otherwise re-filter these rows to nothing.
-    new = new.localCheckpoint()
-    new_rows = new.count()
-    deliveries = [r[0] for r in new.select("_delivery").distinct().collect()]
+    new, new_rows, deliveries = _new_rows(bronze, cleaned)
+    # Metrics are per delivery, over all its rows. A delivery whose files are all new is measured
+    # from the rows adapted for cleaning; one landed partly in an earlier run is read again whole.
+    measured_whole = not set(deliveries) & set(cleaned.values())
     if new_rows or not lake.table_exists(spark, history_path(settings, source)):
         # An empty bronze table still gets (empty) history and silver, so downstream finds them.
-        _clean_new_rows(spark, settings, source, contract, new, bronze_version, batch_id)
+        _clean_new_rows(
+            spark,
+            settings,
+            source,
+            contract,
+            new,
+            bronze_version,
+            batch_id,
+            measure=tuple(deliveries) if measured_whole else (),
+        )
     _write_silver(spark, settings, source)
     figures = conservation(spark, settings, source, bronze, batch_id)
-    if deliveries:
-        _write_metrics(spark, settings, source, bronze, deliveries, batch_id)
+    if deliveries and not measured_whole:
+        rows = bronze.where(F.col("_delivery").isin(deliveries))
+        adapted = ADAPTERS[source](rows.withColumn("_raw", F.lit(None).cast("string")))
+        _write_metrics(spark, settings, source, rows, adapted, deliveries, batch_id)
     counts = {
         "bronze": figures["bronze_rows"],
         "new": new_rows,
@@ -789,7 +823,10 @@ def _clean_new_rows(
     new: DataFrame,
     bronze_version: int,
     batch_id: str,
+    measure: tuple[str, ...] = (),
 ) -> None:
+    """Adapt, quarantine and version the new rows, then mark their files cleaned. The deliveries in
+    measure (every row of which is among the new rows) are measured from the same adapted rows."""
     with_raw = new.withColumn("_raw", F.to_json(F.struct(*contract.column_names)))
     adapted = ADAPTERS[source](with_raw).persist()
     try:
@@ -809,6 +846,8 @@ def _clean_new_rows(
                 where=f"stage = 'clean' AND source = '{source}' AND file_sha256 IN ({_sql_list(shas)})",
             )
         _write_history(spark, settings, source, good)
+        if measure:
+            _write_metrics(spark, settings, source, new, adapted, list(measure), batch_id)
         # Last: a run that dies before this line cleans the same files again, and every write above is keyed.
         _write_watermark(spark, settings, source, new, bronze_version, batch_id)
     finally:

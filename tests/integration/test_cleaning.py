@@ -146,6 +146,28 @@ def test_clean_metrics_hold_counts_and_rates_per_delivery(place, spark):
     }
 
 
+def test_a_delivery_landed_across_two_runs_is_measured_whole(place, spark):
+    settings, first, later, *_ = place
+    source, delivery = "community_contacts", later[-1]
+    # A late second file of an already cleaned delivery: two new records, in the delivery's folder.
+    original = next(Path(settings.landing, source, delivery).iterdir())
+    header, *rows = original.read_text().splitlines()
+    late = original.with_name(f"{original.stem}_late{original.suffix}")
+    late.write_text("\n".join([header, *("X" + row for row in rows[:2])]) + "\n")
+    land.land_source(spark, settings, source_contract(source), batch_id="land-late")
+    assert clean.clean_source(spark, settings, source, "clean-late")["new"] == 2
+    delivered = lake.read(spark, settings.table("bronze", source)).where(F.col("_delivery") == delivery).count()
+    assert delivered > 2
+    row_measures = {
+        r.measure: (r.numerator, r.denominator)
+        for r in lake.read(spark, settings.table("ops", "clean_metrics"))
+        .where((F.col("source") == source) & (F.col("delivery") == delivery) & (F.col("field") == "_row"))
+        .collect()
+    }
+    accepted, quarantined = row_measures["accepted"], row_measures["quarantined"]
+    assert accepted[1] == quarantined[1] == accepted[0] + quarantined[0] == delivered
+
+
 def test_incremental_cleaning_equals_a_rebuild_from_bronze(place, spark):
     settings, *_ = place
     incremental = _snapshot(spark, settings)
