@@ -3,8 +3,10 @@ Quality Maturity Index: per source, submitting organisation, delivery month
 and field — completeness, validity and default-value rates — plus coverage
 (deliveries received against the months expected).
 
-Computed from bronze (values as delivered), so it judges what organisations
-send, not what cleaning made of it. Rates only: no values leave this module.
+Counted from bronze (values as delivered), so it judges what organisations
+send, not what cleaning made of it: cleaning counts each delivery's fields as
+it cleans them (ops/clean_metrics), and the scorecard sums those counts by
+month. Rates only: no values leave this module.
 """
 
 from __future__ import annotations
@@ -139,20 +141,58 @@ def coverage(spark: SparkSession, settings: Settings, contract: Contract) -> dic
     }
 
 
+def scores_from_metrics(spark: SparkSession, metrics: DataFrame, contracts: list[Contract]) -> DataFrame:
+    """field_scores of every source, from the cleaning metrics (ops/clean_metrics) instead of bronze.
+
+    Cleaning counts each delivery's fields with field_rates, over all of the delivery's bronze rows;
+    summing those counts by month gives the same scores without reading bronze again.
+    """
+    fields = spark.createDataFrame(
+        [(c.name, c.organisation, col.name, col.pii) for c in contracts for col in c.columns],
+        "source string, organisation string, field string, pii string",
+    )
+
+    def counted(measure: str, part: str) -> Column:
+        return F.sum(F.when(F.col("measure") == measure, F.col(part)))
+
+    month = F.date_format(F.to_date(F.substring("delivery", 1, 10)), "yyyy-MM")
+    counts = metrics.groupBy("source", month.alias("delivery_month"), "field").agg(
+        counted("completeness", "denominator").alias("rows"),
+        counted("completeness", "numerator").alias("present"),
+        counted("validity", "numerator").alias("valid"),
+        counted("default_rate", "numerator").alias("defaults"),
+    )
+    return counts.join(F.broadcast(fields), on=["source", "field"], how="inner").select(
+        "source",
+        "organisation",
+        "delivery_month",
+        "field",
+        "pii",
+        "rows",
+        F.round(F.col("present") / F.col("rows"), 4).alias("completeness"),
+        F.round(F.col("valid") / F.greatest(F.col("present"), F.lit(1)), 4).alias("validity"),
+        F.round(F.col("defaults") / F.col("rows"), 4).alias("default_rate"),
+    )
+
+
 def build_scorecard(spark: SparkSession, settings: Settings, run_id: str) -> dict[str, int]:
-    """Score every landed source and keep the result per run in ops/scorecard."""
+    """Score every cleaned source and keep the result per run in ops/scorecard (one commit a run).
+
+    From the counts cleaning made of each delivery as delivered (ops/clean_metrics), not from a
+    second pass over bronze: a run scores every month of every source at the cost of a small table.
+    """
+    metrics_path = settings.table("ops", "clean_metrics")
+    if not lake.table_exists(spark, metrics_path):
+        return {}
     scored_at = datetime.now(UTC).replace(tzinfo=None)
-    written = {}
-    for contract in source_contracts():
-        path = settings.table("bronze", contract.name)
-        if not lake.table_exists(spark, path):
-            continue
-        scores = field_scores(lake.read(spark, path), contract).select(
-            F.lit(run_id).alias("run_id"), "*", F.lit(scored_at).cast("timestamp").alias("scored_at")
-        )
-        lake.replace(
-            scores, settings.table("ops", "scorecard"), where=f"run_id = '{run_id}' AND source = '{contract.name}'"
-        )
-        written[contract.name] = scores.count()
+    scores = scores_from_metrics(spark, lake.read(spark, metrics_path), list(source_contracts())).select(
+        F.lit(run_id).alias("run_id"), "*", F.lit(scored_at).cast("timestamp").alias("scored_at")
+    )
+    target = settings.table("ops", "scorecard")
+    lake.replace(scores, target, where=f"run_id = '{run_id}'")
+    written = {
+        r.source: r["count"]
+        for r in lake.read(spark, target).where(F.col("run_id") == run_id).groupBy("source").count().collect()
+    }
     log.info("scorecard: %s", written)
     return written

@@ -18,6 +18,7 @@ from jobs.clean import (
     with_geography,
 )
 from jobs.contracts import conform, source_contract, source_contracts, table_contract
+from jobs.scorecard import field_scores, scores_from_metrics
 
 _LINEAGE = {
     "_delivery": "2026-11-01",
@@ -412,6 +413,38 @@ def test_delivery_metrics_count_fields_outcomes_coverage_and_flags_per_delivery(
     assert metrics[(nov, "gender", "validity")] == (2, 3, 0.6667)
     assert metrics[("2026-12-01", "_row", "nhs_number_coverage")] == (1, 1, 1.0)
     assert ("2026-12-01", "_row", "flag:unknown_code:sex") not in metrics
+
+
+def test_the_scorecard_summed_from_clean_metrics_equals_scoring_bronze_itself(spark):
+    base = {
+        "service_id": "S1",
+        "client_id": "C1",
+        "nhs_number": "9990000026",
+        "surname": "Ng",
+        "forename": "Mei",
+        "dob": "01/02/1940",
+        "gender": "F",
+        "postcode": "LK1 1AA",
+        "service_type": "HOME_CARE",
+        "start_date": "01/01/2026",
+    }
+    # Two deliveries in one month (their counts must add up), one in the next; defaults, gaps, bad values.
+    bronze = _bronze(
+        spark,
+        "asc_services",
+        [
+            base,
+            {**base, "service_id": "S2", "nhs_number": "9990000027", "gender": "Q", "postcode": "not a pc"},
+            {**base, "service_id": "S3", "dob": "01/01/1900", "postcode": None, "_delivery": "2026-11-15"},
+            {**base, "service_id": "S4", "gender": "U", "end_date": "", "_delivery": "2026-11-15"},
+            {**base, "service_id": "S5", "nhs_number": None, "_delivery": "2026-12-01"},
+        ],
+    )
+    contract = source_contract("asc_services")
+    metrics = delivery_metrics(bronze, ADAPTERS["asc_services"](bronze), "asc_services")
+    derived = scores_from_metrics(spark, metrics, [contract])
+    assert derived.count() == 2 * len(contract.columns)
+    assertDataFrameEqual(derived, field_scores(bronze, contract))
 
 
 def test_the_build_dag_takes_a_rebuild_source_and_date():
