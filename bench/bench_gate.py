@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import secrets
+import shutil
 import tempfile
 import time
 from datetime import UTC, date, datetime
@@ -80,6 +81,8 @@ def main() -> None:
     out.write_text(json.dumps(result, indent=2), encoding="utf-8")
     print(json.dumps(result, indent=2))
     print(f"written: {out}")
+    spark.stop()
+    shutil.rmtree(home, ignore_errors=True)  # a generated place: nothing in it outlives the figures
 
 
 if __name__ == "__main__":
