@@ -93,29 +93,44 @@ def field_rates(bronze: DataFrame, contract: Contract, by: dict[str, Column]) ->
         )
         for col in contract.columns
     ]
-    return wide.select(*by, "rows", F.explode(F.array(*per_field)).alias("f")).select(
-        *by,
+    return (
+        wide.select(*by, "rows", F.explode(F.array(*per_field)).alias("f"))
+        .select(*by, "rows", "f.*")
+        .select("*", *_rates())
+    )
+
+
+def _rates() -> list[Column]:
+    """Completeness, validity and default rate from the counts rows, present, valid and defaults."""
+    return [
+        (F.col("present") / F.col("rows")).alias("completeness"),
+        (F.col("valid") / F.greatest(F.col("present"), F.lit(1))).alias("validity"),
+        (F.col("defaults") / F.col("rows")).alias("default_rate"),
+    ]
+
+
+def _delivery_month(delivery: str) -> Column:
+    return F.date_format(F.to_date(F.substring(delivery, 1, 10)), "yyyy-MM")
+
+
+def _scores(rates: DataFrame) -> DataFrame:
+    """The scorecard's columns, rates rounded."""
+    return rates.select(
+        "source",
+        "organisation",
+        "delivery_month",
+        "field",
+        "pii",
         "rows",
-        "f.*",
-        (F.col("f.present") / F.col("rows")).alias("completeness"),
-        (F.col("f.valid") / F.greatest(F.col("f.present"), F.lit(1))).alias("validity"),
-        (F.col("f.defaults") / F.col("rows")).alias("default_rate"),
+        *[F.round(r, 4).alias(r) for r in ("completeness", "validity", "default_rate")],
     )
 
 
 def field_scores(bronze: DataFrame, contract: Contract) -> DataFrame:
     """One row per delivery month and field: rows, completeness, validity, default rate."""
-    month = F.date_format(F.to_date(F.substring("_delivery", 1, 10)), "yyyy-MM")
-    return field_rates(bronze, contract, {"delivery_month": month}).select(
-        F.lit(contract.name).alias("source"),
-        F.lit(contract.organisation).alias("organisation"),
-        "delivery_month",
-        "field",
-        "pii",
-        "rows",
-        F.round("completeness", 4).alias("completeness"),
-        F.round("validity", 4).alias("validity"),
-        F.round("default_rate", 4).alias("default_rate"),
+    rates = field_rates(bronze, contract, {"delivery_month": _delivery_month("_delivery")})
+    return _scores(
+        rates.select(F.lit(contract.name).alias("source"), F.lit(contract.organisation).alias("organisation"), "*")
     )
 
 
@@ -155,24 +170,13 @@ def scores_from_metrics(spark: SparkSession, metrics: DataFrame, contracts: list
     def counted(measure: str, part: str) -> Column:
         return F.sum(F.when(F.col("measure") == measure, F.col(part)))
 
-    month = F.date_format(F.to_date(F.substring("delivery", 1, 10)), "yyyy-MM")
-    counts = metrics.groupBy("source", month.alias("delivery_month"), "field").agg(
+    counts = metrics.groupBy("source", _delivery_month("delivery").alias("delivery_month"), "field").agg(
         counted("completeness", "denominator").alias("rows"),
         counted("completeness", "numerator").alias("present"),
         counted("validity", "numerator").alias("valid"),
         counted("default_rate", "numerator").alias("defaults"),
     )
-    return counts.join(F.broadcast(fields), on=["source", "field"], how="inner").select(
-        "source",
-        "organisation",
-        "delivery_month",
-        "field",
-        "pii",
-        "rows",
-        F.round(F.col("present") / F.col("rows"), 4).alias("completeness"),
-        F.round(F.col("valid") / F.greatest(F.col("present"), F.lit(1)), 4).alias("validity"),
-        F.round(F.col("defaults") / F.col("rows"), 4).alias("default_rate"),
-    )
+    return _scores(counts.join(F.broadcast(fields), on=["source", "field"], how="inner").select("*", *_rates()))
 
 
 def build_scorecard(spark: SparkSession, settings: Settings, run_id: str) -> dict[str, int]:
