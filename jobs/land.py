@@ -13,17 +13,19 @@ quarantined, and those rows cover every physical line after the header.
 The order of work per source: scan every new file on the driver (sha256,
 encoding, header, lines: one streaming pass each) and decide file-level
 outcomes; count each accepted file's records on the driver (a second pass,
-which must account for every physical line); then parse in Spark (each file
-streamed by one Python worker, record-aware so quoted newlines stay inside
-their field) straight into one bronze commit, whose row count must equal the
-driver's; re-parse only files with rejects for one quarantine commit; and
-record every file in the manifest with one more commit.
+which must account for every physical line, and keeps the few rejected
+records); then parse in Spark (each file streamed by one Python worker,
+record-aware so quoted newlines stay inside their field) straight into one
+bronze commit, whose row count must equal the driver's; write the rejects the
+driver kept in one quarantine commit (a file with too many to keep is parsed
+again for them); and record every file in the manifest with one more commit.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import hashlib
 import json
 import logging
@@ -54,6 +56,10 @@ MANIFEST_SCHEMA = (
     "source string, delivery string, file string, path string, sha256 string, status string, rule string, "
     "reason string, line long, rows_in_file long, rows_landed long, rows_quarantined long, "
     "batch_id string, landed_at timestamp"
+)
+QUARANTINE_ROWS_SCHEMA = (
+    "stage string, source string, source_file string, line long, file_sha256 string, rule string, "
+    "reason string, raw string, batch_id string"
 )
 QUARANTINE_FILES_COLUMNS = ["source", "delivery", "file", "path", "sha256", "rule", "reason", "line", "batch_id"]
 
@@ -531,28 +537,35 @@ def _digest(values: Iterable[str]) -> str:
     return hashlib.sha256("\n".join(sorted(values)).encode()).hexdigest()[:32]
 
 
-def _record(spark: SparkSession, settings: Settings, outcomes: list[FileOutcome], batch_id: str) -> None:
-    """One manifest commit for the batch, plus one quarantine/files commit for its rejects.
+def _record(
+    spark: SparkSession, settings: Settings, outcomes: list[FileOutcome], batch_id: str, rows: list[DataFrame] = ()
+) -> None:
+    """The batch's quarantined rows, its rejected files, then its manifest: one commit each.
 
     Blind appends of files not yet recorded: concurrent landing tasks never
-    conflict, and a retry finds these files recorded and skips them.
+    conflict, and a retry finds these files recorded and skips them. The
+    manifest goes last: a file it records has everything else written.
     """
     if not outcomes:
         return
     landed_at = _now()
-    rows = [{**asdict(o), "batch_id": batch_id, "landed_at": landed_at} for o in outcomes]
-    manifest = spark.createDataFrame(rows, MANIFEST_SCHEMA)
     # The outcome is part of the id: a file recorded as waiting for its contract
     # is recorded again when it lands, and that must not look like a retry.
     app_id = "manifest-" + _digest(f"{o.path}|{o.sha256}|{o.status}|{o.rule}" for o in outcomes)
-    lake.append_once(manifest, settings.table("ops", "landing_manifest"), app_id=app_id)
-    rejected = manifest.where(F.col("status") == "rejected")
+    if rows:
+        lake.append_once(
+            functools.reduce(DataFrame.unionByName, rows), settings.path("lake", "quarantine", "rows"), app_id=app_id
+        )
+    manifest = spark.createDataFrame(
+        [{**asdict(o), "batch_id": batch_id, "landed_at": landed_at} for o in outcomes], MANIFEST_SCHEMA
+    )
     if any(o.status == "rejected" for o in outcomes):
         lake.append_once(
-            rejected.select(*QUARANTINE_FILES_COLUMNS, "landed_at"),
+            manifest.where(F.col("status") == "rejected").select(*QUARANTINE_FILES_COLUMNS, "landed_at"),
             settings.path("lake", "quarantine", "files"),
             app_id=app_id,
         )
+    lake.append_once(manifest, settings.table("ops", "landing_manifest"), app_id=app_id)
 
 
 @dataclass(frozen=True)
@@ -656,21 +669,40 @@ def _log(outcome: FileOutcome) -> None:
     )
 
 
-def count_records(contract: Contract, path: str) -> tuple[int, int, int]:
-    """(rows to land, rows to quarantine, physical lines they span) of one file, counted on the driver.
+# Rejects of one file kept from the driver's count for quarantine; a file with more is parsed again in Spark.
+_KEPT_REJECTS = 10_000
+
+
+class Survey(NamedTuple):
+    """The driver's own pass over one file: what must land, what must be quarantined, and the lines they span."""
+
+    landed: int
+    quarantined: int
+    lines: int
+    rejects: list[Record] | None  # the rejected records themselves; None when there were too many to keep
+
+
+def survey_records(contract: Contract, path: str, keep: int) -> Survey:
+    """Count one file's records on the driver, keeping its rejects (rejects are few): up to keep of them.
 
     An independent pass: the bronze commit must then hold exactly these rows,
-    and the lines must be every line of the file after the header.
+    and the lines must be every line of the file after the header. The rejects
+    it keeps go to quarantine without Spark parsing the file a second time.
     """
     good = bad = lines = 0
+    rejects: list[Record] | None = []
     with fs.open_text(path, _text_encoding(contract)) as text:
         for record in record_reader(contract)(text):
             lines += record.lines
             if record.reason is None:
                 good += 1
-            else:
-                bad += 1
-    return good, bad, lines
+                continue
+            bad += 1
+            if rejects is not None:
+                rejects.append(record)
+                if len(rejects) > keep:
+                    rejects = None
+    return Survey(good, bad, lines, rejects)
 
 
 def _reconcile(contract: Contract, d: Delivered, scan: FileScan, lines: int) -> None:
@@ -688,19 +720,28 @@ def _reconcile(contract: Contract, d: Delivered, scan: FileScan, lines: int) -> 
 BRONZE_PROPERTIES = {"delta.dataSkippingStatsColumns": "_file_sha256,_delivery,_line,_batch_id"}
 
 
+# A reject's rule is the dotted name its reason starts with (row.ragged: 7 fields, ...).
+_RULE = r"^([a-z_.0-9]+)"
+
+
+def _rule(reason: str) -> str:
+    found = re.match(_RULE, reason)
+    return found.group(1) if found else ""
+
+
 def _land_parsed(
     spark: SparkSession,
     settings: Settings,
     contract: Contract,
     accepted: list[tuple[Delivered, FileScan]],
     batch_id: str,
-) -> dict[str, tuple[int, int]]:
-    """Count on the driver, then parse in Spark and write bronze, then quarantine rows.
+) -> tuple[dict[str, tuple[int, int]], DataFrame | None]:
+    """Count on the driver (keeping rejects), then parse in Spark and write bronze.
 
-    Returns (landed, quarantined) by sha256. Idempotent under retries: bronze
-    commits carry txnAppId and name their files; a file already committed
-    (the run crashed before the manifest) is not written again, nor are its
-    quarantined rows.
+    Returns (landed, quarantined) by sha256, and the rows to quarantine, which
+    _record writes. Idempotent under retries: bronze commits carry txnAppId
+    and name their files; a file already committed (the run crashed before the
+    manifest) is not written again, nor are its quarantined rows.
     """
     shas = [s.sha256 for _, s in accepted]
     bronze_path = settings.table("bronze", contract.name)
@@ -713,11 +754,12 @@ def _land_parsed(
             "%s: %d file(s) reached bronze in an interrupted run; not writing them again", contract.name, len(in_bronze)
         )
 
-    counts = {}
+    surveys = {}
     for d, scan in accepted:
-        landed, quarantined, lines = count_records(contract, d.path)
-        _reconcile(contract, d, scan, lines)
-        counts[scan.sha256] = (landed, quarantined)
+        survey = survey_records(contract, d.path, keep=_KEPT_REJECTS)
+        _reconcile(contract, d, scan, survey.lines)
+        surveys[scan.sha256] = survey
+    counts = {sha: (survey.landed, survey.quarantined) for sha, survey in surveys.items()}
 
     new = [(d.path, s.sha256, d.delivery) for d, s in accepted if s.sha256 not in in_bronze]
     app_id = f"land-{contract.name}-" + _digest(shas)
@@ -742,13 +784,20 @@ def _land_parsed(
             raise RuntimeError(f"{contract.name}: bronze commit wrote {written} rows, the files hold {expected}")
         kill_point("land.after_bronze")
 
-    to_quarantine = [
-        (d.path, s.sha256, d.delivery) for d, s in accepted if counts[s.sha256][1] and s.sha256 not in in_quarantine
+    pending = [(d, s) for d, s in accepted if counts[s.sha256][1] and s.sha256 not in in_quarantine]
+    parts = []
+    kept = [
+        ("land", contract.name, d.path, r.line, s.sha256, _rule(r.reason), r.reason, r.raw, batch_id)
+        for d, s in pending
+        for r in surveys[s.sha256].rejects or []
     ]
-    if to_quarantine:
-        # Rejects are few: parsing their files again costs less than caching every good row.
-        bad = (
-            parse_files(spark, contract, to_quarantine)
+    if kept:
+        parts.append(spark.createDataFrame(kept, QUARANTINE_ROWS_SCHEMA))
+    too_many = [(d.path, s.sha256, d.delivery) for d, s in pending if surveys[s.sha256].rejects is None]
+    if too_many:
+        # More rejects than the driver keeps: Spark parses those files again for them.
+        parts.append(
+            parse_files(spark, contract, too_many)
             .where(F.col(REJECT).isNotNull())
             .select(
                 F.lit("land").alias("stage"),
@@ -756,14 +805,13 @@ def _land_parsed(
                 F.col("_source_file").alias("source_file"),
                 F.col("_line").alias("line"),
                 F.col("_file_sha256").alias("file_sha256"),
-                F.regexp_extract(F.col(REJECT), r"^([a-z_.0-9]+)", 1).alias("rule"),
+                F.regexp_extract(F.col(REJECT), _RULE, 1).alias("rule"),
                 F.col(REJECT).alias("reason"),
                 F.col("_raw").alias("raw"),
                 F.lit(batch_id).alias("batch_id"),
             )
         )
-        lake.append_once(bad, rows_path, app_id=app_id)
-    return counts
+    return counts, functools.reduce(DataFrame.unionByName, parts) if parts else None
 
 
 def land_source(
@@ -774,11 +822,14 @@ def land_source(
     delivered: list[Delivered] | None = None,
     recorded: Recorded | None = None,
     record: bool = True,
+    rows_out: list[DataFrame] | None = None,
 ) -> list[FileOutcome]:
     """Land every file of one source not recorded before; the outcome of each, in delivery order.
 
-    With record=False the caller writes the manifest (land_all: one commit for every source).
+    With record=False the caller writes the manifest and the quarantined rows,
+    which go to rows_out (land_all: one commit of each for every source).
     """
+    rows_out = [] if rows_out is None else rows_out
     mine = [d for d in (delivered if delivered is not None else delivered_files(settings)) if d.folder == contract.name]
     if not mine:
         return []
@@ -810,7 +861,7 @@ def land_source(
         landed_before.add(scan.sha256)  # a second copy in this same batch is a duplicate too
         accepted.append((d, scan))
 
-    counts = _land_parsed(spark, settings, contract, accepted, batch_id) if accepted else {}
+    counts, rows = _land_parsed(spark, settings, contract, accepted, batch_id) if accepted else ({}, None)
     for d, scan in accepted:
         landed, quarantined = counts.get(scan.sha256, (0, 0))
         bom = ("file.bom", "a UTF-8 byte order mark was removed; the file landed") if scan.bom else (None, None)
@@ -832,8 +883,10 @@ def land_source(
             )
         )
     outcomes.sort(key=lambda o: (o.delivery or "9999", o.path))
+    if rows is not None:
+        rows_out.append(rows)
     if record:
-        _record(spark, settings, outcomes, batch_id)
+        _record(spark, settings, outcomes, batch_id, rows_out)
     for outcome in outcomes:
         _log(outcome)
     return outcomes
@@ -875,17 +928,18 @@ def land_all(
 ) -> list[FileOutcome]:
     """Every source, then every stray file: what happened to each new file under landing/.
 
-    One manifest commit at the end: a crash before it is recovered by the next
-    run (see _committed_before), so batching costs no safety.
+    One commit each for every source's quarantined rows and for the manifest,
+    at the end: a crash before them is recovered by the next run (see
+    _committed_before), so batching costs no safety.
     """
     contracts = tuple(contracts if contracts is not None else source_contracts())
     delivered = delivered_files(settings)
     recorded = recorded_files(spark, settings)
-    outcomes = []
+    outcomes, rows = [], []
     for contract in contracts:
-        outcomes += land_source(spark, settings, contract, batch_id, delivered, recorded, record=False)
+        outcomes += land_source(spark, settings, contract, batch_id, delivered, recorded, record=False, rows_out=rows)
     outcomes += land_unrecognised(spark, settings, batch_id, contracts, delivered, recorded, record=False)
-    _record(spark, settings, outcomes, batch_id)
+    _record(spark, settings, outcomes, batch_id, rows)
     return outcomes
 
 

@@ -233,7 +233,7 @@ def test_a_crash_between_bronze_and_the_manifest_never_duplicates_a_row(spark, t
     _deliver(settings, "asc_services/2026-11-01/asc.txt", asc.encode())
 
     def crash(*args, **kwargs):
-        raise RuntimeError("simulated crash after the bronze and quarantine commits")
+        raise RuntimeError("simulated crash after the bronze commit, before quarantine and the manifest")
 
     with monkeypatch.context() as patch:
         patch.setattr(land, "_record", crash)
@@ -255,6 +255,28 @@ def test_a_crash_between_bronze_and_the_manifest_never_duplicates_a_row(spark, t
     quarantined = lake.read(spark, settings.path("lake", "quarantine", "rows")).where(F.col("stage") == "land")
     assert quarantined.count() == 2
     assert quarantined.select("file_sha256", "line").distinct().count() == 2
+
+
+def test_rejects_too_many_to_keep_on_the_driver_are_quarantined_the_same(spark, tmp_path, monkeypatch):
+    asc = "|".join(ASC.column_names) + "\nS1|C1||Ng|Mei|01/02/1940|F||HOME_CARE|01/01/2025|\nS2|ragged\n\nS4|C4\n"
+
+    def quarantined(home: Path) -> list[tuple]:
+        settings = _home(home)
+        _deliver(settings, "asc_services/2026-11-01/asc.txt", asc.encode())
+        [outcome] = land.land_all(spark, settings, batch_id="b", contracts=[ASC])
+        assert (outcome.rows_landed, outcome.rows_quarantined) == (1, 3)
+        rows = lake.read(spark, settings.path("lake", "quarantine", "rows"))
+        return sorted((r.stage, r.source, r.line, r.rule, r.reason, r.raw) for r in rows.collect())
+
+    kept = quarantined(tmp_path / "kept")
+    monkeypatch.setattr(land, "_KEPT_REJECTS", 2)  # three rejects: the file is parsed again in Spark for them
+    parsed_again = quarantined(tmp_path / "parsed-again")
+    assert parsed_again == kept
+    assert [(line, rule, raw) for _, _, line, rule, _, raw in kept] == [
+        (3, "row.ragged", "S2|ragged"),
+        (4, "row.blank_line", ""),
+        (5, "row.ragged", "S4|C4"),
+    ]
 
 
 def test_files_waiting_for_a_contract_land_once_it_exists(spark, tmp_path):
