@@ -100,7 +100,8 @@ def main() -> int:
         phases: dict[str, float] = {}
         if args.profile:
             profiled(
-                ["scan_file", "recorded_files", "_committed_before", "survey_records", "_land_parsed", "_record"], phases
+                ["scan_file", "recorded_files", "_committed_before", "survey_records", "_land_parsed", "_record"],
+                phases,
             )
         copy_s, land_s, rows = [], [], 0
         for r in range(args.rounds):
