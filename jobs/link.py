@@ -234,7 +234,11 @@ def link_records(
         n_new,
         time.monotonic() - started,
     )
-    assigned = ids.assign_person_ids(clustered, previous, run_id)
+    assigned = (
+        ids.assign_person_ids(clustered, previous, run_id)
+        if mode == "full"
+        else ids.assign_incremental(clustered, previous, run_id)
+    )
     methods = node_methods(nodes, nhs, scored, config.match_threshold)
     links = assigned.join(methods, on="identity_id", how="inner")
     if mode == "incremental":
@@ -281,7 +285,7 @@ def _incremental_clusters(
     def end(side: str) -> F.Column:
         # An existing identity stands in the graph as its person.
         return F.when(F.col(f"new_{side}"), F.col(f"unique_id_{side}")).otherwise(
-            F.concat(F.lit("person:"), F.col(f"person_{side}"))
+            F.concat(F.lit(ids.PERSON_CLUSTER), F.col(f"person_{side}"))
         )
 
     sides = (
@@ -296,7 +300,9 @@ def _incremental_clusters(
     # Splink's iterative Spark clustering (a dozen jobs, each writing parquet, for a few hundred edges).
     edges = sides.select(end("l"), end("r")).collect()
     in_play = spark.createDataFrame(model.small_components(edges), "unique_id string, cluster_id string")
-    graph_key = F.when(F.col("is_new"), F.col("identity_id")).otherwise(F.concat(F.lit("person:"), F.col("person_id")))
+    graph_key = F.when(F.col("is_new"), F.col("identity_id")).otherwise(
+        F.concat(F.lit(ids.PERSON_CLUSTER), F.col("person_id"))
+    )
     return (
         record_ids.join(new, on="identity_id", how="left")
         .join(person_of, on="identity_id", how="left")

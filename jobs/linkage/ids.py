@@ -28,11 +28,52 @@ def assign_person_ids(clustered: DataFrame, previous: DataFrame | None, run_id: 
     """(source, record_id, cluster_id) + previous (source, record_id, person_id) -> adds person_id, previous_id."""
     if previous is None:
         previous = clustered.sparkSession.createDataFrame([], "source string, record_id string, person_id string")
-    records = clustered.join(
+    return _inherit(_with_previous(clustered, previous), previous, run_id)
+
+
+# In an incremental link every person the delivery did not touch is one cluster, named so.
+PERSON_CLUSTER = "person:"
+
+
+def assign_incremental(clustered: DataFrame, previous: DataFrame, run_id: str) -> DataFrame:
+    """assign_person_ids for an incremental link's clusters: the same ids, worked out only where they can change.
+
+    A cluster person:X whose records all had X, while every record that had X
+    sits in it, can only keep X: it is the heir of X and X is all it is sent.
+    Every other cluster (those the delivery's graph made, those holding a new
+    record, and person:X for each X one of their records had) goes through
+    assign_person_ids' rules, with all the records of every previous id it is sent.
+    """
+    records = _with_previous(clustered, previous).localCheckpoint()
+    own_cluster = F.col("cluster_id") == F.concat(F.lit(PERSON_CLUSTER), F.col("previous_id"))
+    odd = records.where(~F.coalesce(own_cluster, F.lit(False)))
+    in_play = (
+        odd.select("cluster_id")
+        .unionByName(
+            odd.where(F.col("previous_id").isNotNull()).select(
+                F.concat(F.lit(PERSON_CLUSTER), F.col("previous_id")).alias("cluster_id")
+            )
+        )
+        .distinct()
+        .localCheckpoint()  # as small as the delivery
+    )
+    changed = _inherit(records.join(F.broadcast(in_play), "cluster_id", "left_semi"), previous, run_id)
+    kept = records.join(F.broadcast(in_play), "cluster_id", "left_anti").withColumn(
+        "person_id", F.substring("cluster_id", len(PERSON_CLUSTER) + 1, 1 << 16)
+    )
+    return changed.unionByName(kept)
+
+
+def _with_previous(clustered: DataFrame, previous: DataFrame) -> DataFrame:
+    return clustered.join(
         previous.select("source", "record_id", F.col("person_id").alias("previous_id")),
         on=["source", "record_id"],
         how="left",
     )
+
+
+def _inherit(records: DataFrame, previous: DataFrame, run_id: str) -> DataFrame:
+    """Records with cluster_id and previous_id -> adds person_id: inherited, or fresh for a cluster inheriting none."""
     overlap = (
         records.where(F.col("previous_id").isNotNull())
         .groupBy("previous_id", "cluster_id")

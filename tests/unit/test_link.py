@@ -9,7 +9,7 @@ from jobs.link import SILVER_FEATURES, available_features, node_methods
 from jobs.linkage.config import LinkageConfig
 from jobs.linkage.features import identities, identity_features, nhs_groups, nickname_forms
 from jobs.linkage.files import LinkInputError, check_sources, read_input
-from jobs.linkage.ids import assign_person_ids, id_history, new_person_id
+from jobs.linkage.ids import assign_incremental, assign_person_ids, id_history, new_person_id
 from jobs.linkage.metrics import pairwise_counts
 from jobs.linkage.model import small_components, splink_settings, train, training_sessions
 
@@ -139,6 +139,60 @@ def test_a_split_never_reuses_an_id_already_given_out(spark):
     ids = {r.record_id: r.person_id for r in assign_person_ids(clustered, previous, "run-9").collect()}
     assert ids["2"] == ids["3"] == old
     assert ids["1"] != old
+
+
+def test_an_incremental_links_ids_are_the_ids_the_full_rules_give(spark):
+    # An incremental link's clusters: person:<id> for what the delivery left alone, roots of its graph otherwise.
+    previous = spark.createDataFrame(
+        [
+            ("gp", "a1", "A"),
+            ("ae", "a2", "A"),  # untouched
+            ("gp", "b1", "B"),  # gains a new record of the same identity
+            ("gp", "c1", "C"),
+            ("gp", "c2", "C"),
+            ("ae", "c3", "C"),  # c3 re-sent with a new identity: someone new
+            ("gp", "d1", "D"),
+            ("ae", "e1", "E"),
+            ("ae", "e2", "E"),  # both re-sent with D's identity tuple: E brings person:D more records than D
+            ("gp", "f1", "F"),
+            ("ae", "f2", "F"),
+            ("asc", "f3", "F"),  # f2 and f3 re-sent, now someone else: F's larger part leaves person:F
+            ("gp", "g1", "G"),
+            ("gp", "g2", "G"),
+            ("ae", "h1", "H"),  # a new identity shows G and H are one person
+        ],
+        PREVIOUS,
+    )
+    clustered = spark.createDataFrame(
+        [
+            ("gp", "a1", "person:A"),
+            ("ae", "a2", "person:A"),
+            ("gp", "b1", "person:B"),
+            ("asc", "b9", "person:B"),
+            ("gp", "c1", "person:C"),
+            ("gp", "c2", "person:C"),
+            ("ae", "c3", "0c3"),
+            ("gp", "d1", "person:D"),
+            ("ae", "e1", "person:D"),
+            ("ae", "e2", "person:D"),
+            ("gp", "f1", "person:F"),
+            ("ae", "f2", "0f"),
+            ("asc", "f3", "0f"),
+            ("gp", "g1", "0gh"),
+            ("gp", "g2", "0gh"),
+            ("ae", "h1", "0gh"),
+            ("asc", "n1", "0gh"),
+            ("asc", "new", "0new"),
+        ],
+        CLUSTERED,
+    )
+    full = assign_person_ids(clustered, previous, "run-2").select("source", "record_id", "person_id", "previous_id")
+    incremental = assign_incremental(clustered, previous, "run-2")
+    assertDataFrameEqual(incremental.select(*full.columns), full)
+    ids = {r.record_id: r.person_id for r in full.collect()}
+    assert ids["a1"] == ids["a2"] == "A" and ids["b9"] == "B" and ids["c1"] == "C"
+    assert ids["d1"] == ids["e1"] == "E" and ids["f2"] == "F" != ids["f1"] and ids["n1"] == "G"
+    assert ids["c3"] not in set(ids.values()) - {ids["c3"]} and ids["new"] not in "ABCDEFGH"
 
 
 def test_methods_say_how_each_identity_was_linked(spark):
