@@ -735,11 +735,11 @@ def _land_parsed(
     contract: Contract,
     accepted: list[tuple[Delivered, FileScan]],
     batch_id: str,
-) -> tuple[dict[str, tuple[int, int]], DataFrame | None]:
+) -> tuple[dict[str, tuple[int, int]], list[DataFrame]]:
     """Count on the driver (keeping rejects), then parse in Spark and write bronze.
 
-    Returns (landed, quarantined) by sha256, and the rows to quarantine, which
-    _record writes. Idempotent under retries: bronze commits carry txnAppId
+    Returns (landed, quarantined) by sha256, and the frames of rows to quarantine,
+    which _record writes. Idempotent under retries: bronze commits carry txnAppId
     and name their files; a file already committed (the run crashed before the
     manifest) is not written again, nor are its quarantined rows.
     """
@@ -811,7 +811,7 @@ def _land_parsed(
                 F.lit(batch_id).alias("batch_id"),
             )
         )
-    return counts, functools.reduce(DataFrame.unionByName, parts) if parts else None
+    return counts, parts
 
 
 def land_source(
@@ -861,7 +861,7 @@ def land_source(
         landed_before.add(scan.sha256)  # a second copy in this same batch is a duplicate too
         accepted.append((d, scan))
 
-    counts, rows = _land_parsed(spark, settings, contract, accepted, batch_id) if accepted else ({}, None)
+    counts, rows = _land_parsed(spark, settings, contract, accepted, batch_id) if accepted else ({}, [])
     for d, scan in accepted:
         landed, quarantined = counts.get(scan.sha256, (0, 0))
         bom = ("file.bom", "a UTF-8 byte order mark was removed; the file landed") if scan.bom else (None, None)
@@ -883,8 +883,7 @@ def land_source(
             )
         )
     outcomes.sort(key=lambda o: (o.delivery or "9999", o.path))
-    if rows is not None:
-        rows_out.append(rows)
+    rows_out.extend(rows)
     if record:
         _record(spark, settings, outcomes, batch_id, rows_out)
     for outcome in outcomes:
