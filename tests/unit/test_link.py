@@ -282,11 +282,15 @@ def test_input_keeps_only_known_columns_and_blank_values_become_null(tmp_path):
 def test_training_starts_from_shared_nhs_numbers_and_falls_back_only_for_what_it_cannot_estimate():
     config = LinkageConfig.load()
     with_nhs = available_features(SILVER_FEATURES)
-    # NHS number: every comparison but its own; date of birth: the NHS number's. Nothing left for
-    # full name or postcode blocks, whose namesakes at one address would bias m.
-    assert training_sessions(config, with_nhs) == [("nhs_number",), ("dob",)]
+    # NHS number: every comparison but its own; date of birth and family name: the NHS number's.
+    # Nothing left for full name or postcode blocks, whose namesakes at one address would bias m.
+    assert training_sessions(config, with_nhs) == [("nhs_number",), ("dob", "family_phon")]
     without_nhs = available_features(SILVER_FEATURES - {"nhs_number"})
-    assert training_sessions(config, without_nhs) == [("dob",), ("family_name", "given_name")]
+    assert training_sessions(config, without_nhs) == [
+        ("dob", "family_phon"),
+        ("dob", "given_canon"),
+        ("family_name", "given_name"),
+    ]
 
 
 class _Model:
@@ -379,3 +383,17 @@ def test_a_name_is_never_a_block_alone_unless_the_files_carry_nothing_else():
     assert any("postcode" in sql and "dob_year" in sql and "family_phon" not in sql for sql in silver), silver
     names_only = _blocks(available_features({"given_name", "family_name"}))
     assert names_only == ['(l."family_phon" = r."family_phon") AND (l."given_canon" = r."given_canon")']
+
+
+def test_a_date_of_birth_is_never_a_block_alone_unless_the_files_carry_no_name():
+    # About 27 people share each birthday in a city of 1,000,000: [dob] alone makes pairs that grow
+    # with the square of the place, and so would EM's training on it.
+    alone = 'l."dob" = r."dob"'
+    full = available_features(SILVER_FEATURES)
+    assert alone not in _blocks(full)
+    assert all(rule != ("dob",) for rule in training_sessions(LinkageConfig.load(), full))
+    # A new family name still meets its old records on the same date of birth, and so does a nickname.
+    assert '(l."dob" = r."dob") AND (l."given_canon" = r."given_canon")' in _blocks(full)
+    assert '(l."dob" = r."dob") AND (l."family_phon" = r."family_phon")' in _blocks(full)
+    # Files with a date of birth and sex, nothing else: the date of birth is all there is to block on.
+    assert _blocks(available_features({"date_of_birth", "sex"})) == [alone]
