@@ -1,5 +1,10 @@
 """The place's geography: 10 wards, 100 LSOAs, their postcodes and IMD deciles.
 
+Each LSOA has 30 live postcodes, or more in a large place: a UK postcode holds
+about 40 people (1.7M postcodes for 67M), so a place of 1,000,000 people gets
+250 per LSOA, not 30 holding 333 people each. (The postcode is a blocking key
+for linkage: a postcode crowded tenfold makes a hundred times the pairs.)
+
 Postcodes are in the fictional LK area, so no generated address is anyone's:
 district LK<n> is ward n, the sector digit is the LSOA within the ward.
 A few postcodes in each LSOA are terminated; they stay in the directory (as
@@ -16,8 +21,17 @@ from jobs.generate.reference import STREETS, WARD_NAMES
 LSOAS_PER_WARD = 10
 LIVE_POSTCODES_PER_LSOA = 30
 TERMINATED_POSTCODES_PER_LSOA = 2
+PEOPLE_PER_POSTCODE = 40
 TERMINATED_MONTH = "202103"
 _UNIT_LETTERS = "ABDEFGHJLNPQRSTUWXYZ"  # the letters a postcode's unit may use
+_UNITS = [a + b for a in _UNIT_LETTERS for b in _UNIT_LETTERS]  # 400 units: a sector's postcodes at most
+
+
+def live_postcodes_per_lsoa(people: int) -> int:
+    """30, or one postcode per 40 people when that is more (a sector holds at most 400 units)."""
+    lsoas = len(WARD_NAMES) * LSOAS_PER_WARD
+    wanted = -(-people // (lsoas * PEOPLE_PER_POSTCODE))
+    return min(len(_UNITS) - TERMINATED_POSTCODES_PER_LSOA, max(LIVE_POSTCODES_PER_LSOA, wanted))
 
 
 @dataclass(frozen=True)
@@ -38,15 +52,16 @@ class Address:
 
 
 class Geography:
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, people: int = 0) -> None:
         rng = random.Random(f"geography:{seed}")
+        live = live_postcodes_per_lsoa(people)
         lsoas = []
         for w, ward_name in enumerate(WARD_NAMES):
             # Deprivation clusters by ward: the old town and harbour are poorer than the wolds.
             ward_centre = 1 + (w * 7) % 10
             for i in range(LSOAS_PER_WARD):
                 decile = min(10, max(1, round(rng.gauss(ward_centre, 1.5))))
-                units = rng.sample([a + b for a in _UNIT_LETTERS for b in _UNIT_LETTERS], 32)
+                units = rng.sample(_UNITS, live + TERMINATED_POSTCODES_PER_LSOA)
                 postcodes = [f"LK{w + 1} {i}{u}" for u in units]
                 lsoas.append(
                     Lsoa(
@@ -54,8 +69,8 @@ class Geography:
                         ward_code=f"E0599{w:04d}",
                         ward_name=ward_name,
                         imd_decile=decile,
-                        live=tuple(postcodes[:LIVE_POSTCODES_PER_LSOA]),
-                        terminated=tuple(postcodes[LIVE_POSTCODES_PER_LSOA:]),
+                        live=tuple(postcodes[:live]),
+                        terminated=tuple(postcodes[live:]),
                     )
                 )
         self.lsoas: tuple[Lsoa, ...] = tuple(lsoas)

@@ -432,7 +432,7 @@ class PlaceWriter:
 
 def generate(spec: PlaceSpec, landing: str, truth: str) -> dict[str, int]:
     """Write the place's deliveries under `landing` and its truth under `truth`; rows per source."""
-    geography = Geography(spec.seed)
+    geography = Geography(spec.seed, spec.people)
     nhs = NhsNumbers(spec.seed)
     factory = PeopleFactory(geography, nhs, spec.period_start, spec.as_of)
     writer = PlaceWriter(spec, landing, truth)

@@ -246,6 +246,22 @@ def test_the_postcode_directory_meets_its_contract_patterns(place):
     assert len({r["imd_decile"] for r in rows}) >= 8
 
 
+def test_a_large_place_has_a_postcode_for_about_every_40_people_and_a_small_one_30_per_lsoa():
+    import re
+
+    from jobs.generate.geography import Geography
+
+    pattern = re.compile(source_contract("ons_postcodes").column("pcds").pattern)
+    for people, live in ((2_000, 30), (100_000, 30), (1_000_000, 250)):
+        rows = Geography(7, people).directory_rows()
+        terminated = [r for r in rows if r["doterm"]]
+        assert (len(rows), len(terminated)) == (100 * (live + 2), 100 * 2), people
+        assert len({r["pcds"] for r in rows}) == len(rows) and all(pattern.match(r["pcds"]) for r in rows)
+    # Up to 120,000 people a place has the postcodes it had before size counted (digest taken then).
+    small = json.dumps(Geography(7, 100_000).directory_rows(), sort_keys=True).encode()
+    assert hashlib.sha256(small).hexdigest() == "012a1672b88309d65809b3a72c0e63706281fe0972fea8882ba4a06c31bc8185"
+
+
 def _record_owners(home: Path, source: str) -> dict[str, str]:
     return {r["record_id"]: r["truth_id"] for r in _truth(home, "records.csv") if r["source"] == source}
 
