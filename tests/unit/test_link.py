@@ -390,10 +390,11 @@ def test_a_date_of_birth_is_never_a_block_alone_unless_the_files_carry_no_name()
     # with the square of the place, and so would EM's training on it.
     alone = 'l."dob" = r."dob"'
     full = available_features(SILVER_FEATURES)
-    assert alone not in _blocks(full)
+    blocks = _blocks(full)
+    assert alone not in blocks
     assert all(rule != ("dob",) for rule in training_sessions(LinkageConfig.load(), full))
     # A new family name still meets its old records on the same date of birth, and so does a nickname.
-    assert '(l."dob" = r."dob") AND (l."given_canon" = r."given_canon")' in _blocks(full)
-    assert '(l."dob" = r."dob") AND (l."family_phon" = r."family_phon")' in _blocks(full)
+    assert '(l."dob" = r."dob") AND (l."given_canon" = r."given_canon")' in blocks
+    assert '(l."dob" = r."dob") AND (l."family_phon" = r."family_phon")' in blocks
     # Files with a date of birth and sex, nothing else: the date of birth is all there is to block on.
     assert _blocks(available_features({"date_of_birth", "sex"})) == [alone]
