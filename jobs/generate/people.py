@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from jobs.generate.geography import Address, Geography
+from jobs.generate.names import family_name, given_name
 from jobs.generate.nhs import NhsNumbers
-from jobs.generate.reference import ETHNIC_GROUPS, FAMILY_NAMES, GIVEN_NAMES
+from jobs.generate.reference import ETHNIC_GROUPS
 
 # name, weight, adult age range, number of adults, children (min, max)
 HOUSEHOLD_TYPES = [
@@ -78,11 +79,6 @@ class Household:
         return earlier[-2] if len(earlier) >= 2 else None
 
 
-def _weighted_rank(rng: random.Random, names: list[str]) -> str:
-    # Zipf-ish: the first names of each list are much commoner than the last.
-    return names[min(int(rng.paretovariate(1.2)) - 1, len(names) - 1)]
-
-
 def _frailty(rng: random.Random, age: int, imd_decile: int) -> int:
     if age < 65:
         return 1 if rng.random() < 0.01 else 0
@@ -115,7 +111,7 @@ class PeopleFactory:
     ) -> Person:
         pool = ethnic[3]
         sex = "U" if rng.random() < 0.002 else rng.choice("MF")
-        given = rng.choice(GIVEN_NAMES[pool]["F" if sex == "F" else "M"])
+        given = given_name(rng, pool, sex)
         if dob is None:
             dob = self.period_start - timedelta(days=age * 365 + rng.randrange(365))
         age_now = (self.period_start - dob).days // 365
@@ -136,7 +132,7 @@ class PeopleFactory:
         """One household of at most `room` people."""
         kind, _w, (lo, hi), adults, (cmin, cmax) = rng.choices(HOUSEHOLD_TYPES, _TYPE_WEIGHTS)[0]
         ethnic = rng.choices(ETHNIC_GROUPS, _ETHNIC_WEIGHTS)[0]
-        family = _weighted_rank(rng, FAMILY_NAMES[ethnic[3]])
+        family = family_name(rng, ethnic[3])
         first = self.geography.address(rng)
         # The household lived at an older address before (some now terminated postcodes).
         previous = self.geography.address(rng, terminated=rng.random() < 0.15)
@@ -158,11 +154,11 @@ class PeopleFactory:
             age = lead_age if a == 0 else max(18, min(100, lead_age + rng.randint(-6, 6)))
             if kind == "shared":
                 age = rng.randint(lo, hi)
-                family = _weighted_rank(rng, FAMILY_NAMES[ethnic[3]])
+                family = family_name(rng, ethnic[3])
             person = self.person(rng, household.household_id, age, family, ethnic, imd)
             if a == 1 and person.sex == "F" and rng.random() < 0.4:
                 # Took the family name on marriage; older records may carry the old one.
-                person.previous_family_name = _weighted_rank(rng, FAMILY_NAMES[ethnic[3]])
+                person.previous_family_name = family_name(rng, ethnic[3])
             household.members.append(person)
         if kind == "multigenerational" and len(household.members) < room:
             household.members.append(self.person(rng, household.household_id, lead_age + 28, family, ethnic, imd))

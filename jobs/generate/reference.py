@@ -37,7 +37,9 @@ ETHNIC_GROUPS: list[tuple[str, str, float, str]] = [
 ]
 ETHNIC_CODES = [g[0] for g in ETHNIC_GROUPS]
 
-# Family names per pool, most frequent first (drawn with a 1/rank-ish weight).
+# Family names per pool, most frequent first. A name's share falls with its
+# rank as in Britain's surname counts (Smith about 1.3% of people, the 50th
+# name about 0.1%); see jobs/generate/names.py for the shapes drawn from these.
 FAMILY_NAMES: dict[str, list[str]] = {
     "british": [
         "Smith", "Jones", "Taylor", "Brown", "Williams", "Wilson", "Johnson", "Davies", "Robinson", "Wright",
@@ -47,55 +49,177 @@ FAMILY_NAMES: dict[str, list[str]] = {
         "Smith-Jones", "Harper-Lee", "Fox", "Thomson", "Campbell", "Bell", "Stewart", "Ford", "Dixon", "Webb",
     ],
     "irish": ["Murphy", "Kelly", "O'Brien", "O'Connor", "Byrne", "Ryan", "O'Sullivan", "Walsh", "McCarthy", "Doyle",
-              "O'Neill", "Gallagher", "Ní Bhriain", "Ó Súilleabháin"],
+              "O'Neill", "Gallagher", "Brennan", "Burke", "Collins", "Daly", "Dunne", "Fitzgerald", "Flynn", "Hayes",
+              "Healy", "Kavanagh", "Kennedy", "Lynch", "Maguire", "Moran", "Nolan", "Power", "Quinn", "Whelan",
+              "Boyle", "Brady", "Carroll", "Cullen", "Doherty", "Duffy", "Egan", "Farrell", "Foley", "Hogan",
+              "Keane", "Kearney", "Mulligan", "Sheehan", "Ní Bhriain", "Ó Súilleabháin"],
     "eastern_european": ["Nowak", "Kowalski", "Wiśniewska", "Wójcik", "Kowalczyk", "Popescu", "Ionescu", "Kazlauskas",
-                         "Horváth", "Novák", "Dvořák", "Lewandowski", "Zieliński", "Stan"],
+                         "Horváth", "Novák", "Dvořák", "Lewandowski", "Zieliński", "Stan", "Kamińska", "Szymański",
+                         "Woźniak", "Dąbrowski", "Kozłowska", "Mazur", "Krawczyk", "Kaczmarek", "Popa", "Radu",
+                         "Dumitru", "Stoica", "Petrauskas", "Jankauskas", "Nagy", "Tóth", "Svoboda", "Kovács"],
     "south_asian_muslim": ["Khan", "Begum", "Ahmed", "Hussain", "Ali", "Akhtar", "Iqbal", "Rahman", "Mahmood",
-                           "Bibi", "Islam", "Uddin", "Miah", "Shah"],
+                           "Bibi", "Islam", "Uddin", "Miah", "Shah", "Khatun", "Hossain", "Chowdhury", "Malik",
+                           "Butt", "Raza", "Rashid", "Javed", "Aslam", "Anwar", "Riaz", "Saleem", "Sadiq",
+                           "Yousaf", "Zaman", "Qureshi", "Chaudhry", "Mirza", "Siddiqui", "Sheikh", "Nawaz",
+                           "Arshad", "Ashraf", "Bashir", "Rafiq", "Shafiq", "Younis", "Zafar", "Hanif", "Latif",
+                           "Majid", "Nadeem", "Pervez", "Sabir", "Tahir", "Waheed", "Zahid", "Haque", "Alam",
+                           "Karim", "Sarker", "Sultana", "Akter", "Hoque", "Talukder", "Mazumder"],
     "south_asian_indian": ["Patel", "Singh", "Kaur", "Sharma", "Gill", "Mistry", "Sandhu", "Kumar", "Shah", "Desai",
-                           "Parmar", "Chauhan"],
+                           "Parmar", "Chauhan", "Mehta", "Joshi", "Gupta", "Verma", "Rao", "Reddy", "Nair", "Iyer",
+                           "Pillai", "Menon", "Bhatt", "Trivedi", "Pandya", "Solanki", "Rathod", "Chavda", "Dhillon",
+                           "Grewal", "Sidhu", "Bains", "Johal", "Atwal", "Bassi", "Virdi", "Sangha", "Kalsi",
+                           "Sahota", "Thandi", "Randhawa", "Cheema", "Banerjee", "Chatterjee", "Mukherjee", "Das",
+                           "Bose", "Ghosh", "Sen", "Dutta", "Kapoor", "Khanna", "Malhotra", "Chopra", "Arora",
+                           "Bhatia", "Sethi", "Anand", "Lakhani", "Vekaria"],
     "west_african": ["Okafor", "Adeyemi", "Mensah", "Okonkwo", "Adebayo", "Boateng", "Owusu", "Nwosu", "Eze",
-                     "Asante", "Abubakar"],
-    "chinese": ["Chen", "Wang", "Li", "Zhang", "Liu", "Wong", "Lam", "Cheung", "Ng", "Nguyen"],
-    "arabic": ["Hassan", "Ibrahim", "Abdullah", "Mohamed", "Al-Sayed", "El-Amin", "Saleh", "Haddad"],
+                     "Asante", "Abubakar", "Adeleke", "Afolabi", "Agyeman", "Akande", "Amoah", "Ansah", "Appiah",
+                     "Bello", "Danso", "Darko", "Obi", "Okeke", "Okoro", "Opoku", "Osei", "Sarpong", "Ugwu",
+                     "Yeboah", "Adjei", "Acheampong", "Frimpong", "Ofori", "Amadi", "Chukwu", "Okoye", "Ibe",
+                     "Nnamdi", "Onyeka", "Oyelaran"],
+    "chinese": ["Chen", "Wang", "Li", "Zhang", "Liu", "Wong", "Lam", "Cheung", "Ng", "Nguyen", "Chan", "Lee", "Ho",
+                "Leung", "Yang", "Huang", "Zhao", "Wu", "Zhou", "Xu", "Sun", "Ma", "Zhu", "Hu", "Guo", "Lin",
+                "Tang", "Tsang", "Yip", "Kwok", "Lau", "Fung", "Tam", "Mak", "Choi", "Tse", "Yeung", "Chow", "Chu",
+                "Poon", "Lo", "Siu", "Cheng", "Hui", "Kwan", "Yuen", "Tran", "Pham", "Le", "Vu"],
+    "arabic": ["Hassan", "Ibrahim", "Abdullah", "Mohamed", "Al-Sayed", "El-Amin", "Saleh", "Haddad", "Mahmoud",
+               "Mustafa", "Yousef", "Khalil", "Nasser", "Hamdan", "Mansour", "Farah", "Aziz", "Salem", "Sharif",
+               "Qasim", "Said", "Osman", "Omar", "Abbas", "Jaber", "Karam", "Najjar", "Khoury", "Saad", "Issa",
+               "Awad", "Darwish", "Hijazi", "Al-Masri", "Al-Hashimi", "El-Sheikh", "Bakr"],
 }
 
+# The share of its pool the commonest family name holds, for pools with a
+# long tail below (Smith: about 1.3% of people in England and Wales).
+FAMILY_NAME_TOP_SHARE: dict[str, float] = {
+    "british": 0.013, "irish": 0.03, "eastern_european": 0.02, "south_asian_muslim": 0.08,
+    "west_african": 0.03, "arabic": 0.04,
+}
+
+# The long tail: family names made from the parts of names each pool's
+# naming tradition joins (Ash+worth, Mac+Namara, Ade+wale, Kowal+czyk).
+# Every pair of a group's prefixes and suffixes is a name; together they give
+# a city of 1M people its thousands of rare names, as a real one has.
+FAMILY_NAME_PARTS: dict[str, list[tuple[list[str], list[str]]]] = {
+    "british": [(
+        ["Ash", "Ather", "Bar", "Black", "Brad", "Bram", "Brom", "Brook", "Bur", "Cald", "Carl", "Chad", "Chat",
+         "Cliff", "Cole", "Cran", "Dal", "Dar", "Den", "Dun", "Eg", "Elm", "Fair", "Farn", "Fen", "Gar", "Glad",
+         "Gold", "Gres", "Hal", "Ham", "Hart", "Hay", "Heath", "Hol", "Hor", "Kel", "Kings", "Lang", "Lath",
+         "Lid", "Lock", "Mal", "Mar", "Mid", "Mor", "New", "Nor", "Oak", "Pen", "Pick", "Rad", "Ram", "Red",
+         "Ros", "Rush", "Sand", "Shel", "Stan", "Stock", "Stone", "Sut", "Thorn", "Tun", "Wad", "Wal", "Wat",
+         "Wel", "West", "Whit", "Wil", "Win", "Wolver", "Wray", "York"],
+        ["ley", "ton", "well", "field", "wood", "worth", "ford", "by", "ham", "combe", "more", "shaw", "croft",
+         "hurst", "bury", "stone", "wick", "thorpe", "den", "hill", "dale", "cott", "land", "bridge", "brook",
+         "man", "er", "son", "gate", "low"],
+    )],
+    "irish": [
+        (["Mc", "Mac"], ["Bride", "Cann", "Dermott", "Donagh", "Dowell", "Elroy", "Evoy", "Fadden", "Garry", "Gee",
+                         "Govern", "Gowan", "Grath", "Guire", "Hale", "Hugh", "Intyre", "Kay", "Keever", "Kenna",
+                         "Keown", "Laughlin", "Mahon", "Manus", "Namara", "Nulty", "Quade", "Shane", "Sweeney",
+                         "Tiernan", "Ardle", "Cormack"]),
+        (["O'"], ["Connell", "Donovan", "Driscoll", "Dwyer", "Flaherty", "Gorman", "Halloran", "Hara", "Keeffe",
+                  "Leary", "Mahony", "Malley", "Rourke", "Shea", "Toole", "Callaghan", "Reilly", "Dea", "Dowd",
+                  "Grady", "Hanlon", "Kane", "Meara"]),
+    ],
+    "eastern_european": [
+        (["Kowal", "Lewan", "Dąbrow", "Kamin", "Zielin", "Szyman", "Kozłow", "Jankow", "Kwiatkow", "Piotrow",
+          "Grabow", "Pawłow", "Michal", "Majew", "Olszew", "Rutkow", "Sikor", "Walczak", "Wróbl", "Ostrow",
+          "Czarn", "Biel", "Sobcz", "Adam", "Zawadz"], ["ski", "ska", "czyk", "ak", "ewicz", "iak"]),
+        (["Pop", "Ion", "Rad", "Dumitr", "Stoic", "Gheorgh", "Constantin", "Marin", "Tudor", "Flor", "Munt",
+          "Vasil", "Nistor", "Dragom", "Bucur"], ["escu", "eanu", "ache", "ovici"]),
+        (["Petr", "Jank", "Kazl", "Stank", "Vasil", "Žuk", "Paul", "Balt", "Urb", "Rimk"],
+         ["auskas", "auskienė", "evičius", "onis"]),
+    ],
+    "south_asian_muslim": [
+        (["Zia", "Nasir", "Shams", "Moin", "Jalal", "Kamal", "Salah", "Najm", "Fakhr", "Sharf", "Aziz", "Habib",
+          "Hafiz", "Jamal", "Nur", "Siraj", "Zahir", "Imtiaz", "Ikram", "Ehsan", "Rafi", "Shafi", "Naseer",
+          "Mujib", "Azhar"], ["uddin", "ullah", " Ahmed", " Ali", " Hussain", " Khan", " Miah"]),
+    ],
+    "south_asian_indian": [],
+    "west_african": [
+        (["Ade", "Ola", "Olu", "Oluwa", "Ayo", "Ogun", "Akin", "Fola", "Bola", "Kola", "Tola", "Shola"],
+         ["yemi", "wale", "bayo", "tunde", "kunle", "dele", "seun", "lade", "yinka", "jide", "dipo", "femi"]),
+        (["Kwa", "Kof", "Ya", "Kwab", "Ko", "Ak", "Ef", "Ops", "Am"], ["ku", "ena", "si", "pong", "teng", "ye"]),
+    ],
+    "chinese": [],
+    "arabic": [
+        (["Al-", "El-"], ["Masri", "Hashimi", "Tamimi", "Khatib", "Rawi", "Jabouri", "Sayegh", "Shami", "Halabi",
+                          "Baghdadi", "Najjar", "Zein", "Ansari", "Qureshi", "Amin", "Hakim", "Rifai", "Shammari"]),
+    ],
+}
+
+# Given names per pool and sex, commonest first (drawn with a gentle rank weight).
 GIVEN_NAMES: dict[str, dict[str, list[str]]] = {
     "british": {
         "F": ["Olivia", "Amelia", "Isla", "Ava", "Mia", "Grace", "Sophia", "Lily", "Freya", "Emily", "Margaret",
               "Patricia", "Susan", "Mary", "Joan", "Elizabeth", "Sarah", "Catherine", "Jennifer", "Zoë", "Chloé",
-              "Anne-Marie", "Rebecca", "Jessica", "Hannah", "Dorothy", "Kathleen", "Deborah", "Jacqueline"],
+              "Anne-Marie", "Rebecca", "Jessica", "Hannah", "Dorothy", "Kathleen", "Deborah", "Jacqueline",
+              "Karen", "Julie", "Helen", "Claire", "Nicola", "Emma", "Laura", "Lisa", "Amanda", "Michelle",
+              "Joanne", "Rachel", "Victoria", "Charlotte", "Lucy", "Sophie", "Katie", "Lauren", "Megan", "Ella",
+              "Evie", "Poppy", "Ruby", "Florence", "Ivy", "Rosie", "Isabella", "Daisy", "Phoebe", "Matilda",
+              "Alice", "Jean", "Barbara", "Sheila", "Brenda", "Christine", "Linda", "Janet", "Valerie", "Pauline",
+              "Carol", "Gillian", "Wendy", "Tracey", "Angela", "Dawn", "Kelly", "Gemma", "Hayley", "Natalie",
+              "Stacey", "Danielle", "Amy", "Holly", "Jade", "Abigail", "Eleanor", "Harriet", "Imogen", "Niamh",
+              "Beatrice", "Edith", "Elsie", "Maud", "Winifred"],
         "M": ["Oliver", "George", "Noah", "Arthur", "Leo", "Harry", "Oscar", "Jack", "John", "David", "Michael",
               "Peter", "Robert", "James", "William", "Thomas", "Daniel", "Adam", "Stephen", "Christopher",
-              "Richard", "Anthony", "Jonathan", "Kenneth", "Jean-Luc", "Matthew", "Joseph", "Samuel"],
+              "Richard", "Anthony", "Jonathan", "Kenneth", "Jean-Luc", "Matthew", "Joseph", "Samuel",
+              "Paul", "Mark", "Andrew", "Ian", "Gary", "Steven", "Kevin", "Lee", "Craig", "Darren", "Wayne",
+              "Neil", "Simon", "Martin", "Philip", "Alan", "Brian", "Keith", "Colin", "Graham", "Trevor",
+              "Roy", "Dennis", "Derek", "Ronald", "Frank", "Albert", "Stanley", "Leonard", "Ernest", "Harold",
+              "Benjamin", "Luke", "Ryan", "Liam", "Connor", "Callum", "Jake", "Lewis", "Alexander", "Ethan",
+              "Jacob", "Charlie", "Alfie", "Freddie", "Theo", "Henry", "Archie", "Edward", "Max", "Finley",
+              "Toby", "Reece", "Jordan", "Nathan", "Dean", "Scott", "Stuart", "Barry", "Clive", "Nigel",
+              "Gordon", "Malcolm", "Russell", "Terence", "Raymond", "Sidney"],
     },
     "irish": {
-        "F": ["Siobhán", "Aoife", "Niamh", "Róisín", "Mary", "Bridget", "Caoimhe", "Sinéad", "Orla", "Catherine"],
-        "M": ["Seán", "Patrick", "Ciarán", "Michael", "Liam", "Eoin", "Declan", "Padraig", "Conor", "James"],
+        "F": ["Siobhán", "Aoife", "Niamh", "Róisín", "Mary", "Bridget", "Caoimhe", "Sinéad", "Orla", "Catherine",
+              "Ciara", "Saoirse", "Aisling", "Clodagh", "Gráinne", "Maeve", "Deirdre", "Eileen", "Nuala",
+              "Máire", "Úna", "Fionnuala", "Aine", "Emer"],
+        "M": ["Seán", "Patrick", "Ciarán", "Michael", "Liam", "Eoin", "Declan", "Padraig", "Conor", "James",
+              "Cillian", "Oisín", "Darragh", "Niall", "Colm", "Dermot", "Fergal", "Brendan", "Diarmuid",
+              "Cathal", "Ronan", "Tadhg", "Donal", "Kieran"],
     },
     "eastern_european": {
-        "F": ["Agnieszka", "Anna", "Katarzyna", "Małgorzata", "Ioana", "Elena", "Zuzana", "Jolanta", "Maria"],
-        "M": ["Piotr", "Tomasz", "Krzysztof", "Andrei", "Mihai", "Jakub", "Lukas", "Marek", "Paweł"],
+        "F": ["Agnieszka", "Anna", "Katarzyna", "Małgorzata", "Ioana", "Elena", "Zuzana", "Jolanta", "Maria",
+              "Magdalena", "Joanna", "Ewa", "Monika", "Aleksandra", "Natalia", "Andreea", "Alina", "Gabriela",
+              "Ieva", "Rūta", "Jana", "Petra", "Kristina", "Oksana"],
+        "M": ["Piotr", "Tomasz", "Krzysztof", "Andrei", "Mihai", "Jakub", "Lukas", "Marek", "Paweł",
+              "Michał", "Marcin", "Łukasz", "Kamil", "Adrian", "Bartosz", "Ionuț", "Florin", "Cristian",
+              "Mantas", "Tomas", "Jonas", "Petr", "Martin", "Dmytro"],
     },
     "south_asian_muslim": {
-        "F": ["Fatima", "Aisha", "Ayesha", "Maryam", "Zainab", "Nadia", "Amina", "Rukhsana", "Shazia", "Hafsa"],
-        "M": ["Muhammad", "Mohammed", "Ahmed", "Imran", "Bilal", "Hamza", "Tariq", "Abdul", "Zubair", "Usman"],
+        "F": ["Fatima", "Aisha", "Ayesha", "Maryam", "Zainab", "Nadia", "Amina", "Rukhsana", "Shazia", "Hafsa",
+              "Sadia", "Samina", "Nasreen", "Parveen", "Shabana", "Farzana", "Rubina", "Sumaiya", "Tahmina",
+              "Yasmin", "Noreen", "Iqra", "Khadija", "Safiya", "Halima", "Rabia"],
+        "M": ["Muhammad", "Mohammed", "Ahmed", "Imran", "Bilal", "Hamza", "Tariq", "Abdul", "Zubair", "Usman",
+              "Adnan", "Asif", "Faisal", "Haroon", "Irfan", "Kamran", "Nadeem", "Omar", "Rizwan", "Shahid",
+              "Waqas", "Yasir", "Zeeshan", "Ibrahim", "Yusuf", "Abdullah"],
     },
     "south_asian_indian": {
-        "F": ["Priya", "Anjali", "Harpreet", "Sunita", "Kiran", "Meera", "Pooja", "Simran", "Deepa", "Asha"],
-        "M": ["Raj", "Arjun", "Harjit", "Vikram", "Sanjay", "Amit", "Gurpreet", "Rahul", "Ravi", "Manjit"],
+        "F": ["Priya", "Anjali", "Harpreet", "Sunita", "Kiran", "Meera", "Pooja", "Simran", "Deepa", "Asha",
+              "Neha", "Ritu", "Rupinder", "Jaspreet", "Manpreet", "Nisha", "Sonia", "Geeta", "Hema", "Kavita",
+              "Lata", "Nirmala", "Divya", "Shreya"],
+        "M": ["Raj", "Arjun", "Harjit", "Vikram", "Sanjay", "Amit", "Gurpreet", "Rahul", "Ravi", "Manjit",
+              "Anil", "Ashok", "Deepak", "Jaswinder", "Kuldip", "Mahesh", "Nikhil", "Pradeep", "Rajesh",
+              "Sunil", "Vijay", "Rohan", "Aarav", "Dev"],
     },
     "west_african": {
-        "F": ["Chidinma", "Ngozi", "Abena", "Adaeze", "Folake", "Ama", "Blessing", "Esther", "Grace", "Precious"],
-        "M": ["Chukwuemeka", "Kwame", "Oluwaseun", "Kofi", "Emmanuel", "Tunde", "Chinedu", "Samuel", "Yaw"],
+        "F": ["Chidinma", "Ngozi", "Abena", "Adaeze", "Folake", "Ama", "Blessing", "Esther", "Grace", "Precious",
+              "Funmilayo", "Yetunde", "Akosua", "Efua", "Adwoa", "Chioma", "Nneka", "Oluwaseyi", "Temitope",
+              "Comfort", "Patience", "Gifty"],
+        "M": ["Chukwuemeka", "Kwame", "Oluwaseun", "Kofi", "Emmanuel", "Tunde", "Chinedu", "Samuel", "Yaw",
+              "Kwabena", "Kwaku", "Femi", "Segun", "Obinna", "Ikenna", "Babajide", "Ayodele", "Daniel",
+              "Prince", "Godwin", "Ebenezer", "Kojo"],
     },
     "chinese": {
-        "F": ["Mei", "Xiaoling", "Yan", "Li Na", "Hui", "Ying", "Jing", "Wing", "Grace"],
-        "M": ["Wei", "Jun", "Hao", "Ming", "Chi Keung", "Jian", "Kevin", "Tao"],
+        "F": ["Mei", "Xiaoling", "Yan", "Li Na", "Hui", "Ying", "Jing", "Wing", "Grace", "Xin", "Lan", "Fang",
+              "Ling", "Yu", "Shu", "Jia", "Wai Man", "Suk Yee", "Amy", "Linh"],
+        "M": ["Wei", "Jun", "Hao", "Ming", "Chi Keung", "Jian", "Kevin", "Tao", "Lei", "Bo", "Chen", "Yong",
+              "Kai", "Long", "Wai Kit", "Ka Ho", "Man Kit", "Tony", "Minh", "Duc"],
     },
     "arabic": {
-        "F": ["Layla", "Noor", "Yasmin", "Huda", "Rania", "Salma", "Mariam"],
-        "M": ["Omar", "Youssef", "Khalid", "Ali", "Hassan", "Karim", "Tariq", "Mohamed"],
+        "F": ["Layla", "Noor", "Yasmin", "Huda", "Rania", "Salma", "Mariam", "Fatima", "Hanan", "Lina", "Dina",
+              "Amal", "Reem", "Sara", "Nour", "Samira", "Leila", "Amira"],
+        "M": ["Omar", "Youssef", "Khalid", "Ali", "Hassan", "Karim", "Tariq", "Mohamed", "Ahmad", "Mahmoud",
+              "Mustafa", "Ibrahim", "Sami", "Walid", "Nabil", "Faris", "Hamza", "Adel"],
     },
 }
 

@@ -25,7 +25,7 @@ from pipelines import Result
 
 from jobs.config import REPO_ROOT, Settings
 
-PEOPLE = 300
+PEOPLE = 500  # enough that every cohort has members (at 300 the high-intensity users can be none)
 FIRST_RUN, SECOND_RUN = "2026-11-01", "2026-11-02"
 IMPOSSIBLE_RULE = "person.impossible_for_this_test"
 FIXTURES = {"pipeline_run", "failed_gate_run"}

@@ -385,3 +385,27 @@ def test_the_opt_out_list_names_a_small_share_of_residents_and_matches_the_truth
     # 5% of residents, within four binomial standard deviations.
     n = len(people)
     assert abs(len(opted) - 0.05 * n) <= 4 * math.sqrt(n * 0.05 * 0.95), (len(opted), n)
+
+
+def test_names_have_a_long_tail_so_namesakes_are_as_rare_as_in_a_real_city():
+    """Linkage blocks on names: a place where most people share a few names is not a city to benchmark on."""
+    import random
+    from datetime import date
+
+    from jobs.generate.geography import Geography
+    from jobs.generate.people import PeopleFactory
+
+    factory = PeopleFactory(Geography(7, 30_000), NhsNumbers(7), date(2024, 1, 1), date(2026, 1, 1))
+    rng, people = random.Random(7), []
+    while len(people) < 30_000:
+        people.extend(factory.household(rng, len(people), 6).members)
+    family = Counter(p.family_name for p in people)
+    # England and Wales: Smith is about 1.3% of people, and a city holds thousands of surnames.
+    assert family.most_common(1)[0][1] < 0.015 * len(people)
+    assert len(family) > 1_500
+    assert max(Counter(p.given_name for p in people).values()) < 0.03 * len(people)
+    namesakes = Counter((p.family_name, p.given_name, p.date_of_birth.year) for p in people)
+    assert max(namesakes.values()) <= 4
+    # The awkward spellings the cleaning must keep still turn up.
+    assert any("'" in name for name in family) and any("-" in name for name in family)
+    assert any(not name.isascii() for name in family)
