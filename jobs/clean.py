@@ -572,20 +572,16 @@ def _write_watermark(
     lake.replace(ledger, _watermark_path(settings), where=f"source = '{source}' AND file_sha256 IN ({_sql_list(shas)})")
 
 
-def _last_commit(spark: SparkSession, path: str):
-    return DeltaTable.forPath(spark, path).history(1).select("timestamp").first()[0]
-
-
 def _silver_is_stale(spark: SparkSession, settings: Settings, source: str) -> bool:
     """Silver needs writing when it is missing, older than its history, older than the postcode
     directory it was located by, or no longer the history's current versions (a gate dropped rows)."""
     silver_path, versions_path = settings.table("silver", source), history_path(settings, source)
     if not lake.table_exists(spark, silver_path):
         return True
-    written = _last_commit(spark, silver_path)
+    written = lake.committed_at(spark, silver_path)
     located = SILVER_CONTRACT.get(source, "person_event") == "person_event"
     inputs = [versions_path] + ([settings.table("silver", "ons_postcodes")] if located else [])
-    if any(_last_commit(spark, p) >= written for p in inputs if lake.table_exists(spark, p)):
+    if any(lake.committed_at(spark, p) >= written for p in inputs if lake.table_exists(spark, p)):
         return True
     current = history.current(lake.read(spark, versions_path)).count()
     return lake.read(spark, silver_path).count() != current

@@ -3,7 +3,10 @@ input changes nothing (the house rule for every stage)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from delta.tables import DeltaTable
+from py4j.protocol import Py4JError
 from pyspark.sql import DataFrame, SparkSession
 
 from jobs import fs
@@ -21,10 +24,33 @@ def read(spark: SparkSession, path: str, version: int | None = None) -> DataFram
     return reader.load(path)
 
 
+def _latest_commit(spark: SparkSession, path: str) -> tuple[int, datetime]:
+    """(version, commit time as naive UTC) of the table's latest commit.
+
+    From Delta's log on the driver (DeltaLog.update), not DeltaTable.history: history is a
+    DataFrame, and reading it costs a Spark job each time, which a clean pays several times a source.
+    """
+    try:
+        jvm = spark._jvm
+        none = jvm.scala.Option.empty()
+        snapshot = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path).update(
+            False, none, none
+        )
+        return int(snapshot.version()), datetime.fromtimestamp(snapshot.timestamp() / 1000, UTC).replace(tzinfo=None)
+    except Py4JError:  # Delta's internal API moved: the public one, one job dearer
+        row = DeltaTable.forPath(spark, path).history(1).select("version", "timestamp").first()
+        return int(row[0]), row[1]
+
+
 def version(spark: SparkSession, path: str) -> int | None:
     if not table_exists(spark, path):
         return None
-    return DeltaTable.forPath(spark, path).history(1).select("version").first()[0]
+    return _latest_commit(spark, path)[0]
+
+
+def committed_at(spark: SparkSession, path: str) -> datetime:
+    """When the table's latest commit was made (naive UTC), to tell which of two tables was written last."""
+    return _latest_commit(spark, path)[1]
 
 
 def append_once(
@@ -82,13 +108,15 @@ def upsert(spark: SparkSession, df: DataFrame, path: str, keys: list[str]) -> No
     )
 
 
-def replace(df: DataFrame, path: str, where: str | None = None) -> None:
-    """Overwrite the table (or the slice matching where) in one commit."""
+def replace(df: DataFrame, path: str, where: str | None = None, user_metadata: str | None = None) -> None:
+    """Overwrite the table (or the slice matching where) in one commit; user_metadata is kept in its history."""
     if where and not table_exists(df.sparkSession, path):
         where = None  # nothing to replace yet: the first write creates the table
     writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "false" if where else "true")
     if where:
         writer = writer.option("replaceWhere", where)
+    if user_metadata is not None:
+        writer = writer.option("userMetadata", user_metadata)
     writer.save(path)
 
 
