@@ -17,6 +17,7 @@ re-clustering everyone.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -31,7 +32,7 @@ from jobs.config import Settings
 from jobs.contracts import conform, source_contracts, table_contract
 from jobs.linkage import features as feat
 from jobs.linkage import ids, metrics, model
-from jobs.linkage.config import LinkageConfig
+from jobs.linkage.config import CONFIG_PATH, LinkageConfig
 
 log = logging.getLogger(__name__)
 
@@ -340,11 +341,45 @@ def _read_model(settings: Settings) -> dict | None:
         return None
 
 
+def _link_inputs(spark: SparkSession, settings: Settings, sources: list[str]) -> dict:
+    """What a link reads: each silver person source's Delta version, and the linkage settings."""
+    return {
+        "silver_versions": {s: lake.version(spark, settings.table("silver", s)) for s in sources},
+        "config_sha256": hashlib.sha256(CONFIG_PATH.read_bytes()).hexdigest(),
+    }
+
+
+def _last_link(spark: SparkSession, settings: Settings) -> dict | None:
+    """The inputs and run of the link that wrote person_link last, if its latest commit is one
+    (erasure, for one, rewrites person_link without them: the next link then runs)."""
+    if not lake.table_exists(spark, settings.table("silver", "person")):
+        return None
+    stamps = lake.recent_user_metadata(spark, settings.table("silver", "person_link"), limit=1)
+    try:
+        stamp = json.loads(stamps[0]) if stamps else None
+    except ValueError:
+        return None
+    return stamp if isinstance(stamp, dict) and "inputs" in stamp else None
+
+
 def link_all(spark: SparkSession, settings: Settings, run_id: str, full: bool = False) -> dict[str, int]:
-    """The link stage: silver sources -> silver person_link, person, person_id_history; ops linkage_metrics."""
+    """The link stage: silver sources -> silver person_link, person, person_id_history; ops linkage_metrics.
+
+    When every silver person source is at the version the last link read, with the same settings,
+    there is nothing to link: the tables stay as that link left them (and the report shows its metrics).
+    """
     started = datetime.now(UTC)
     config = LinkageConfig.load()
     sources = person_sources(spark, settings)
+    inputs = _link_inputs(spark, settings, sources)
+    last = None if full else _last_link(spark, settings)
+    if last is not None and last["inputs"] == inputs:
+        log.info(
+            "link: the %d silver person sources are as run %s linked them; person_link and person unchanged",
+            len(sources),
+            last.get("run_id"),
+        )
+        return {"mode": "unchanged", "linked_by_run": last.get("run_id")}
     records = None
     for source in sources:
         frame = lake.read(spark, settings.table("silver", source)).select(
@@ -372,13 +407,15 @@ def link_all(spark: SparkSession, settings: Settings, run_id: str, full: bool = 
         links = conform(linked.links.withColumn("run_id", F.lit(run_id)), table_contract("silver", "person_link"))
         history = conform(ids.id_history(linked.links, run_id, started), table_contract("silver", "person_id_history"))
         lake.append_once(history, settings.table("silver", "person_id_history"), app_id=f"link:{run_id}")
-        lake.replace(links, settings.table("silver", "person_link"))
         with_ids = records.join(
             linked.links.select("source", "record_id", "person_id"), ["source", "record_id"], "inner"
         )
         persons = conform(best_demographics(with_ids), table_contract("silver", "person"))
         lake.replace(persons, settings.table("silver", "person"))
         summary = metrics.write_metrics(spark, settings, run_id, started, linked, records, config)
+        # Last, carrying what was read: a link that dies before this line is not taken as done.
+        stamp = json.dumps({"run_id": run_id, "inputs": inputs}, sort_keys=True)
+        lake.replace(links, settings.table("silver", "person_link"), user_metadata=stamp)
     finally:
         linked.scored.unpersist()
         records.unpersist()

@@ -152,3 +152,49 @@ def test_an_incremental_delivery_keeps_every_person_id(files, spark, tmp_path):
     assert {k: after[k] for k in before} == before
     assert after[("council", "C001")] == before[("gp", "G001")]
     assert after[("council", "C999")] not in set(before.values())
+
+
+IDENTITY_SCHEMA = (
+    "source string, record_id string, nhs_number string, family_name string, given_name string, "
+    "date_of_birth date, sex string, postcode string, lsoa_code string, ward_code string, imd_decile int, "
+    "provider_code string, event_start date"
+)
+
+
+def _silver_rows(source: str, people: range) -> list[tuple]:
+    rows = []
+    for i in people:
+        p = _person(i)
+        nhs = p["nhs_number"] if source == "gp_registrations" or i % 3 == 0 else None
+        rows.append(
+            (source, f"{source[:2]}{i}", nhs, p["family_name"], p["given_name"], date.fromisoformat(p["date_of_birth"]),
+             p["sex"], p["postcode"], None, None, None, None, date(2026, 1, 1))
+        )  # fmt: skip
+    return rows
+
+
+def test_the_link_stage_runs_again_only_when_a_silver_source_has_changed(spark, tmp_path):
+    from jobs import lake
+    from jobs.config import Settings
+    from jobs.link import link_all
+
+    settings = Settings.from_env({"PLACELAKE_HOME": str(tmp_path), "PLACELAKE_SHUFFLE_PARTITIONS": "1"})
+    for source, people in (("gp_registrations", range(90)), ("ae_attendances", range(0, 90, 2))):
+        lake.replace(
+            spark.createDataFrame(_silver_rows(source, people), IDENTITY_SCHEMA), settings.table("silver", source)
+        )
+    link_table = settings.table("silver", "person_link")
+
+    assert link_all(spark, settings, run_id="run-1")["mode"] == "full"
+    linked_version = lake.version(spark, link_table)
+    assert link_all(spark, settings, run_id="run-2") == {"mode": "unchanged", "linked_by_run": "run-1"}
+    assert lake.version(spark, link_table) == linked_version
+
+    # A new A&E record for person 3: the stage links again, and the record joins person 3.
+    new = spark.createDataFrame(_silver_rows("ae_attendances", range(3, 4)), IDENTITY_SCHEMA)
+    new.withColumn("record_id", F.lit("late-3")).write.format("delta").mode("append").save(
+        settings.table("silver", "ae_attendances")
+    )
+    assert link_all(spark, settings, run_id="run-3")["mode"] != "unchanged"
+    ids = {(r.source, r.record_id): r.person_id for r in lake.read(spark, link_table).collect()}
+    assert ids[("ae_attendances", "late-3")] == ids[("gp_registrations", "gp3")]

@@ -363,6 +363,22 @@ def test_a_failing_gate_fails_its_task_and_the_run_and_gold_stays_as_it_was(pipe
     assert "A gate failed" in Path(second.reports, "quality.html").read_text(encoding="utf-8")
 
 
+def test_a_run_with_nothing_new_to_link_leaves_the_links_as_the_last_link_left_them(
+    pipeline_run, failed_gate_run, spark
+):
+    """The second run landed nothing new (every file a duplicate), so silver is as the first run
+    left it: its link stage has nothing to read that the first did not, and writes nothing."""
+    first, second = pipeline_run.settings, failed_gate_run.settings
+    for table in ("person_link", "person", "person_id_history"):
+        assert lake.version(spark, second.table("silver", table)) == lake.version(spark, first.table("silver", table))
+    metrics_runs = [
+        {r[0] for r in lake.read(spark, s.table("ops", "linkage_metrics")).select("run_id").distinct().collect()}
+        for s in (first, second)
+    ]
+    assert metrics_runs[0] == metrics_runs[1] and len(metrics_runs[0]) == 1
+    assert "person_link and person unchanged" in failed_gate_run.result.stdout
+
+
 def test_placelake_sql_sees_gold_only(pipeline_run, spark, place, monkeypatch, capsys):
     from jobs.cli import main
 
