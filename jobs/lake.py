@@ -85,7 +85,7 @@ def last_commit_rows(spark: SparkSession, path: str) -> int:
 
 
 def recent_user_metadata(spark: SparkSession, path: str, limit: int = 10) -> list[str]:
-    """userMetadata of the table's latest commits, newest first (read from the log, no Spark job)."""
+    """userMetadata of the table's latest commits, newest first (from its history)."""
     if not table_exists(spark, path):
         return []
     history = DeltaTable.forPath(spark, path).history(limit).select("userMetadata").collect()

@@ -352,8 +352,6 @@ def _link_inputs(spark: SparkSession, settings: Settings, sources: list[str]) ->
 def _last_link(spark: SparkSession, settings: Settings) -> dict | None:
     """The inputs and run of the link that wrote person_link last, if its latest commit is one
     (erasure, for one, rewrites person_link without them: the next link then runs)."""
-    if not lake.table_exists(spark, settings.table("silver", "person")):
-        return None
     stamps = lake.recent_user_metadata(spark, settings.table("silver", "person_link"), limit=1)
     try:
         stamp = json.loads(stamps[0]) if stamps else None
@@ -369,7 +367,6 @@ def link_all(spark: SparkSession, settings: Settings, run_id: str, full: bool = 
     there is nothing to link: the tables stay as that link left them (and the report shows its metrics).
     """
     started = datetime.now(UTC)
-    config = LinkageConfig.load()
     sources = person_sources(spark, settings)
     inputs = _link_inputs(spark, settings, sources)
     last = None if full else _last_link(spark, settings)
@@ -388,6 +385,7 @@ def link_all(spark: SparkSession, settings: Settings, run_id: str, full: bool = 
             .collect()
         )
         return {"mode": "unchanged", "linked_by_run": last.get("run_id"), **{m: int(v) for m, v in headline}}
+    config = LinkageConfig.load()
     records = None
     for source in sources:
         frame = lake.read(spark, settings.table("silver", source)).select(

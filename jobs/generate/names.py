@@ -45,9 +45,6 @@ class NameTable:
     def draw(self, rng: random.Random) -> str:
         return self.names[min(bisect(self.cumulative, rng.random()), len(self.names) - 1)]
 
-    def shares(self) -> dict[str, float]:
-        return {n: c - p for n, c, p in zip(self.names, self.cumulative, (0.0, *self.cumulative), strict=False)}
-
 
 def ranked(names: list[str], exponent: float, scale: float = 1.0) -> dict[str, float]:
     return {name: scale * rank**-exponent for rank, name in enumerate(names, start=1)}
