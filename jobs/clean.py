@@ -23,13 +23,14 @@ cleans those bronze rows again: bronze is never re-landed.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from delta.tables import DeltaTable
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Row, SparkSession, Window
 from pyspark.sql import functions as F
 
 from jobs import codes, history, lake, scorecard
@@ -600,29 +601,124 @@ def _write_silver(spark: SparkSession, settings: Settings, source: str) -> None:
     lake.replace(silver, settings.table("silver", source))
 
 
-def conservation(spark: SparkSession, settings: Settings, source: str, bronze: DataFrame, run_id: str) -> dict:
+def _inputs(spark: SparkSession, settings: Settings, source: str, bronze_version: int) -> str:
+    """The Delta versions of the source's tables that conservation counts, or silver is made from, as JSON.
+
+    Not the quarantine's: every source and landing write to it, so its version says little about one source.
+    """
+    tables = {"silver": settings.table("silver", source), "history": history_path(settings, source)}
+    if SILVER_CONTRACT.get(source, "person_event") == "person_event":
+        tables["postcodes"] = settings.table("silver", "ons_postcodes")
+    versions = {"bronze": bronze_version, **{name: lake.version(spark, path) for name, path in tables.items()}}
+    return json.dumps(versions, sort_keys=True)
+
+
+CONSERVATION_SCHEMA = (
+    "run_id string, source string, bronze_rows long, silver_rows long, superseded_rows long, "
+    "quarantined_rows long, holds boolean, checked_at timestamp, inputs string"
+)
+_FIGURES = ("bronze_rows", "silver_rows", "superseded_rows", "quarantined_rows")
+
+
+def _quarantined_at_clean(spark: SparkSession, settings: Settings, source: str | None = None) -> DataFrame | None:
+    path = _quarantine_path(settings)
+    if not lake.table_exists(spark, path):
+        return None
+    rows = lake.read(spark, path).where(F.col("stage") == "clean")
+    return rows if source is None else rows.where(F.col("source") == source)
+
+
+class Checks:
+    """The conservation checks of one build: the last check and the rows quarantined at clean of
+    every source, each read once for all sources, and this build's checks, recorded in one commit."""
+
+    def __init__(self, spark: SparkSession, settings: Settings, run_id: str):
+        self.spark, self.settings, self.run_id = spark, settings, run_id
+        self.rows: list[tuple] = []
+        self._last: dict[str, Row] | None = None
+        self._quarantined: dict[str, int] | None = None
+
+    def last(self, source: str) -> Row | None:
+        if self._last is None:
+            self._last = {}
+            path = self.settings.table("ops", "conservation")
+            checks = lake.read(self.spark, path) if lake.table_exists(self.spark, path) else None
+            if checks is not None and "inputs" in checks.columns:  # not a check recorded before inputs were
+                newest = Window.partitionBy("source").orderBy(F.col("checked_at").desc())
+                latest = checks.withColumn("_n", F.row_number().over(newest)).where(F.col("_n") == 1)
+                self._last = {r.source: r for r in latest.drop("_n").collect()}
+        return self._last.get(source)
+
+    def quarantined(self, source: str) -> int:
+        """As the build found them: a source's own cleaning is the only writer of its rows here."""
+        if self._quarantined is None:
+            rows = _quarantined_at_clean(self.spark, self.settings)
+            self._quarantined = {} if rows is None else dict(rows.groupBy("source").count().collect())
+        return self._quarantined.get(source, 0)
+
+    def unchanged(self, source: str, inputs: str) -> dict | None:
+        """The last check's counts, if it held and nothing it counted has been written since.
+
+        Then nothing is new in bronze, silver is current and a check would count the same:
+        a source with no new delivery costs a look at the Delta logs, and no Spark job.
+        """
+        last = self.last(source)
+        if last is None or last.inputs != inputs or not last.holds:
+            return None
+        if last.quarantined_rows != self.quarantined(source):
+            return None
+        return {k: last[k] for k in _FIGURES}
+
+    def record(self) -> None:
+        """This build's checks, in one commit (a build checked again replaces its rows)."""
+        if not self.rows:
+            return
+        sources = _sql_list(sorted({r[1] for r in self.rows}))
+        lake.replace(
+            self.spark.createDataFrame(self.rows, CONSERVATION_SCHEMA),
+            self.settings.table("ops", "conservation"),
+            where=f"run_id = '{self.run_id}' AND source IN ({sources})",
+            merge_schema=True,  # inputs was added to a table lakes already have
+        )
+        self.rows = []
+
+
+def conservation(
+    spark: SparkSession,
+    settings: Settings,
+    source: str,
+    bronze: DataFrame,
+    run_id: str,
+    inputs: str | None = None,
+    figures: dict | None = None,
+    checks: Checks | None = None,
+) -> dict:
     """Bronze rows = silver rows + superseded versions + rows quarantined at clean; recorded every build,
-    raised (with the figures) when it does not hold."""
-    versions = lake.read(spark, history_path(settings, source))
-    quarantined = (
-        lake.read(spark, _quarantine_path(settings)) if lake.table_exists(spark, _quarantine_path(settings)) else None
-    )
-    figures = {
-        "bronze_rows": bronze.count(),
-        "silver_rows": lake.read(spark, settings.table("silver", source)).count(),
-        "superseded_rows": versions.where(~F.col("_is_current")).count(),
-        "quarantined_rows": 0
-        if quarantined is None
-        else quarantined.where((F.col("stage") == "clean") & (F.col("source") == source)).count(),
-    }
+    raised (with the figures) when it does not hold.
+
+    figures, when given, are the last check's, whose tables are at the versions in inputs
+    again (nothing was written since): the same counts, so they are recorded, not counted.
+    With checks, the row waits for checks.record(); without, it is recorded now.
+    """
+    if inputs is None:
+        inputs = _inputs(spark, settings, source, lake.version(spark, settings.table("bronze", source)))
+    if figures is None:
+        versions = lake.read(spark, history_path(settings, source))
+        quarantined = _quarantined_at_clean(spark, settings, source)
+        figures = {
+            "bronze_rows": bronze.count(),
+            "silver_rows": lake.read(spark, settings.table("silver", source)).count(),
+            "superseded_rows": versions.where(~F.col("_is_current")).count(),
+            "quarantined_rows": 0 if quarantined is None else quarantined.count(),
+        }
     accounted = figures["silver_rows"] + figures["superseded_rows"] + figures["quarantined_rows"]
     holds = figures["bronze_rows"] == accounted
-    row = spark.createDataFrame(
-        [(run_id, source, *figures.values(), holds, datetime.now(UTC).replace(tzinfo=None))],
-        "run_id string, source string, bronze_rows long, silver_rows long, superseded_rows long, "
-        "quarantined_rows long, holds boolean, checked_at timestamp",
+    pending = checks if checks is not None else Checks(spark, settings, run_id)
+    pending.rows.append(
+        (run_id, source, *(figures[k] for k in _FIGURES), holds, datetime.now(UTC).replace(tzinfo=None), inputs)
     )
-    lake.replace(row, settings.table("ops", "conservation"), where=f"run_id = '{run_id}' AND source = '{source}'")
+    if checks is None:
+        pending.record()
     if not holds:
         raise ConservationError(
             f"{source}: conservation failed (rule clean.conservation): {figures['bronze_rows']} bronze rows != "
@@ -759,8 +855,30 @@ def clean_source(
     batch_id: str,
     rebuild: bool = False,
     rebuild_from: str | None = None,
+    checks: Checks | None = None,
 ) -> dict[str, int]:
-    """Clean a source's bronze rows not cleaned before (all of them from rebuild_from on, when rebuild)."""
+    """Clean a source's bronze rows not cleaned before (all of them from rebuild_from on, when rebuild).
+
+    With checks (clean_all's), its conservation check is recorded with every other source's.
+    """
+    own = checks is None
+    checks = Checks(spark, settings, batch_id) if own else checks
+    try:
+        return _clean_source(spark, settings, source, batch_id, rebuild, rebuild_from, checks)
+    finally:
+        if own:
+            checks.record()
+
+
+def _clean_source(
+    spark: SparkSession,
+    settings: Settings,
+    source: str,
+    batch_id: str,
+    rebuild: bool,
+    rebuild_from: str | None,
+    checks: Checks,
+) -> dict[str, int]:
     contract = source_contract(source)
     bronze_path = settings.table("bronze", source)
     if not lake.table_exists(spark, bronze_path):
@@ -773,6 +891,15 @@ def clean_source(
     if rebuild:
         forgotten = forget(spark, settings, source, bronze, rebuild_from)
         log.info("%s: rebuilding from %s: %d file(s) to clean again", source, rebuild_from or "the start", forgotten)
+    else:
+        inputs = _inputs(spark, settings, source, bronze_version)
+        figures = checks.unchanged(source, inputs)
+        if figures is not None:
+            conservation(spark, settings, source, bronze, batch_id, inputs, figures, checks)
+            log.info(
+                "%s: nothing written to it since the last build checked it (bronze version %d)", source, bronze_version
+            )
+            return _counts(figures, 0)
     cleaned = _cleaned_files(spark, settings, source)
     new, new_rows, deliveries = _new_rows(bronze, cleaned)
     # Metrics are per delivery, over all its rows. A delivery whose files are all new is measured
@@ -791,24 +918,29 @@ def clean_source(
             measure=tuple(deliveries) if measured_whole else (),
         )
     _write_silver(spark, settings, source)
-    figures = conservation(spark, settings, source, bronze, batch_id)
+    inputs = _inputs(spark, settings, source, bronze_version)
+    figures = conservation(spark, settings, source, bronze, batch_id, inputs, checks=checks)
     if deliveries and not measured_whole:
         rows = bronze.where(F.col("_delivery").isin(deliveries))
         adapted = ADAPTERS[source](rows.withColumn("_raw", F.lit(None).cast("string")))
         _write_metrics(spark, settings, source, rows, adapted, deliveries, batch_id)
-    counts = {
-        "bronze": figures["bronze_rows"],
-        "new": new_rows,
-        "silver": figures["silver_rows"],
-        "superseded": figures["superseded_rows"],
-        "quarantined": figures["quarantined_rows"],
-    }
+    counts = _counts(figures, new_rows)
     log.info(
         "%s: %d bronze rows (%d new) -> %d silver, %d superseded, %d quarantined",
         source,
         *counts.values(),
     )
     return counts
+
+
+def _counts(figures: dict, new_rows: int) -> dict[str, int]:
+    return {
+        "bronze": figures["bronze_rows"],
+        "new": new_rows,
+        "silver": figures["silver_rows"],
+        "superseded": figures["superseded_rows"],
+        "quarantined": figures["quarantined_rows"],
+    }
 
 
 def _clean_new_rows(
@@ -868,15 +1000,17 @@ def clean_all(
     # The postcode directory first: every other adapter looks geography up in it.
     ordered = sorted(source_contracts(), key=lambda c: c.kind != "reference")
     results, stopped = {}, []
+    checks = Checks(spark, settings, batch_id)
     for c in ordered:
         rebuild = rebuild_source in ("all", c.name)
         try:
             results[c.name] = clean_source(
-                spark, settings, c.name, batch_id, rebuild=rebuild, rebuild_from=rebuild_from
+                spark, settings, c.name, batch_id, rebuild=rebuild, rebuild_from=rebuild_from, checks=checks
             )
         except CleanError as exc:
             log.error("%s", exc)
             stopped.append(str(exc))
+    checks.record()  # every source's check, the failed ones too, in one commit
     if stopped:
         raise CleanError(f"cleaning stopped for {len(stopped)} source(s): " + " | ".join(stopped))
     return results

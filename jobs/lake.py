@@ -108,13 +108,20 @@ def upsert(spark: SparkSession, df: DataFrame, path: str, keys: list[str]) -> No
     )
 
 
-def replace(df: DataFrame, path: str, where: str | None = None, user_metadata: str | None = None) -> None:
-    """Overwrite the table (or the slice matching where) in one commit; user_metadata is kept in its history."""
+def replace(
+    df: DataFrame, path: str, where: str | None = None, user_metadata: str | None = None, merge_schema: bool = False
+) -> None:
+    """Overwrite the table (or the slice matching where) in one commit; user_metadata is kept in its history.
+
+    merge_schema: a slice may bring columns the table lacks (added, null in its other rows).
+    """
     if where and not table_exists(df.sparkSession, path):
         where = None  # nothing to replace yet: the first write creates the table
     writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "false" if where else "true")
     if where:
         writer = writer.option("replaceWhere", where)
+        if merge_schema:
+            writer = writer.option("mergeSchema", "true")
     if user_metadata is not None:
         writer = writer.option("userMetadata", user_metadata)
     writer.save(path)

@@ -6,6 +6,7 @@ from bronze."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -178,6 +179,52 @@ def test_incremental_cleaning_equals_a_rebuild_from_bronze(place, spark):
     for table in incremental:
         assert rebuilt[table] == incremental[table], table
     assert any(incremental[f"history.{s}"] for s in PERSON_SOURCES)
+
+
+def test_a_source_nothing_was_written_to_is_not_counted_again_but_a_lost_quarantined_row_is_caught(
+    place, spark, caplog
+):
+    """A build that finds a source's tables as its last check left them records that check's figures
+    for this run without counting; quarantined rows removed since are still found."""
+    settings, *_ = place
+    checks = settings.table("ops", "conservation")
+    latest = {r.source: r for r in lake.read(spark, checks).orderBy("checked_at").collect()}
+    source = max(PERSON_SOURCES, key=lambda s: latest[s].quarantined_rows)
+    last = latest[source]
+    assert last.quarantined_rows > 0
+
+    caplog.set_level(logging.INFO, logger="jobs.clean")
+    counts = clean.clean_source(spark, settings, source, "idle")
+    assert f"{source}: nothing written to it since the last build checked it" in caplog.text
+    assert counts == {
+        "bronze": last.bronze_rows,
+        "new": 0,
+        "silver": last.silver_rows,
+        "superseded": last.superseded_rows,
+        "quarantined": last.quarantined_rows,
+    }
+    idle = lake.read(spark, checks).where((F.col("run_id") == "idle") & (F.col("source") == source)).collect()
+    assert [(r.holds, r.bronze_rows, r.inputs) for r in idle] == [(True, last.bronze_rows, last.inputs)]
+
+    rows_path = settings.path("lake", "quarantine", "rows")
+    before = lake.version(spark, rows_path)
+    DeltaTable.forPath(spark, rows_path).delete(
+        (F.col("stage") == "clean")
+        & (F.col("source") == source)
+        & (F.col("line") == _a_quarantined_line(spark, rows_path, source))
+    )
+    caplog.clear()
+    with pytest.raises(clean.ConservationError, match=rf"{source}: conservation failed .* \(difference 1\)"):
+        clean.clean_source(spark, settings, source, "lost-row")
+    assert "nothing written to it" not in caplog.text
+    DeltaTable.forPath(spark, rows_path).restoreToVersion(before)
+    assert clean.clean_source(spark, settings, source, "restored") == counts
+
+
+def _a_quarantined_line(spark, rows_path: str, source: str) -> int:
+    rows = lake.read(spark, rows_path).where((F.col("stage") == "clean") & (F.col("source") == source))
+    lines = [r.line for r in rows.groupBy("line").count().where(F.col("count") == 1).collect()]
+    return min(lines)
 
 
 def test_a_broken_history_fails_the_conservation_check_and_a_rebuild_repairs_it(place, spark):
