@@ -85,8 +85,12 @@ def _stage(name: str, run, rows_in, rows_out) -> dict:
         "rows_per_s": round(n_in / seconds) if n_in and seconds else None,
         "peak_memory_gib": memory.gib(),
     }
+    if isinstance(summary, dict) and "mode" in summary:
+        result["mode"] = summary["mode"]  # link: full, incremental or unchanged
+    mode = f" ({result['mode']})" if "mode" in result else ""
     say(
-        f"{name}: {status} in {seconds:.1f}s, {n_in} rows in, {n_out} out, peak {result['peak_memory_gib']['total']} GiB"
+        f"{name}: {status}{mode} in {seconds:.1f}s, {n_in} rows in, {n_out} out, "
+        f"peak {result['peak_memory_gib']['total']} GiB"
     )
     return result
 
