@@ -660,7 +660,8 @@ class Checks:
         """The last check's counts, if it held and nothing it counted has been written since.
 
         Then nothing is new in bronze, silver is current and a check would count the same:
-        a source with no new delivery costs a look at the Delta logs, and no Spark job.
+        a source with no new delivery costs a look at the Delta logs; the last checks and the
+        quarantined rows are read once per build, for every source.
         """
         last = self.last(source)
         if last is None or last.inputs != inputs or not last.holds:
@@ -713,12 +714,13 @@ def conservation(
         }
     accounted = figures["silver_rows"] + figures["superseded_rows"] + figures["quarantined_rows"]
     holds = figures["bronze_rows"] == accounted
-    pending = checks if checks is not None else Checks(spark, settings, run_id)
-    pending.rows.append(
-        (run_id, source, *(figures[k] for k in _FIGURES), holds, datetime.now(UTC).replace(tzinfo=None), inputs)
-    )
-    if checks is None:
-        pending.record()
+    row = (run_id, source, *(figures[k] for k in _FIGURES), holds, datetime.now(UTC).replace(tzinfo=None), inputs)
+    if checks is not None:
+        checks.rows.append(row)
+    else:
+        alone = Checks(spark, settings, run_id)
+        alone.rows.append(row)
+        alone.record()
     if not holds:
         raise ConservationError(
             f"{source}: conservation failed (rule clean.conservation): {figures['bronze_rows']} bronze rows != "
