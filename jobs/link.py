@@ -72,12 +72,18 @@ def _edges(ids_l: DataFrame, left: str, right: str, probability: F.Column) -> Da
     )
 
 
+# Stored probabilities are rounded: Spark adds EM's floating-point sums in whatever order rows
+# reach it, so two links of the same records can differ in a probability's last bit.
+PROBABILITY_DECIMALS = 9
+
+
 def node_methods(nodes: DataFrame, nhs: DataFrame, scored: DataFrame, threshold: float) -> DataFrame:
     """(identity_id, records) -> (identity_id, method, match_probability), before clustering.
 
     nhs_number for nodes in an NHS-number group; probabilistic for nodes with
     an accepted Splink match (its best); otherwise same_identity if the node
     stands for several records, or singleton with one minus its best rejected match.
+    The probability is rounded to PROBABILITY_DECIMALS places (methods are decided unrounded).
     """
     ends = scored.select(F.col("unique_id_l").alias("identity_id"), "match_probability").unionByName(
         scored.select(F.col("unique_id_r").alias("identity_id"), "match_probability")
@@ -97,12 +103,14 @@ def node_methods(nodes: DataFrame, nhs: DataFrame, scored: DataFrame, threshold:
         .when(F.col("records") > 1, F.lit("same_identity"))
         .otherwise(F.lit("singleton"))
         .alias("method"),
-        F.when(F.col("in_nhs"), F.lit(1.0))
-        .when(F.col("accepted").isNotNull(), F.col("accepted"))
-        .when(F.col("records") > 1, F.lit(1.0))
-        .otherwise(1.0 - F.coalesce(F.col("rejected"), F.lit(0.0)))
-        .cast("double")
-        .alias("match_probability"),
+        F.round(
+            F.when(F.col("in_nhs"), F.lit(1.0))
+            .when(F.col("accepted").isNotNull(), F.col("accepted"))
+            .when(F.col("records") > 1, F.lit(1.0))
+            .otherwise(1.0 - F.coalesce(F.col("rejected"), F.lit(0.0)))
+            .cast("double"),
+            PROBABILITY_DECIMALS,
+        ).alias("match_probability"),
     )
 
 

@@ -398,3 +398,15 @@ def test_a_date_of_birth_is_never_a_block_alone_unless_the_files_carry_no_name()
     assert '(l."dob" = r."dob") AND (l."family_phon" = r."family_phon")' in blocks
     # Files with a date of birth and sex, nothing else: the date of birth is all there is to block on.
     assert _blocks(available_features({"date_of_birth", "sex"})) == [alone]
+
+
+def test_a_probability_that_differs_only_in_its_last_bits_is_stored_the_same(spark):
+    """EM's sums may be added in another order on a re-link: the stored probability must not move."""
+    nodes = spark.createDataFrame([("a", 1), ("b", 1), ("c", 1), ("d", 1)], "identity_id string, records long")
+    nhs = spark.createDataFrame([], "identity_id string, nhs_anchor string")
+    p = 0.9987654321012345
+    scored = spark.createDataFrame(
+        [("a", "b", p), ("c", "d", p + 4e-16)], "unique_id_l string, unique_id_r string, match_probability double"
+    )
+    stored = {r.identity_id: r.match_probability for r in node_methods(nodes, nhs, scored, 0.99).collect()}
+    assert stored["a"] == stored["c"] == 0.998765432
