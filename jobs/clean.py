@@ -550,13 +550,12 @@ def _write_history(spark: SparkSession, settings: Settings, source: str, good: D
     lake.upsert(spark, versions, path, keys=history.VERSION_KEY)
 
 
-def _write_watermark(
-    spark: SparkSession, settings: Settings, source: str, new: DataFrame, bronze_version: int, run_id: str
-) -> None:
+def _ledger(source: str, new: DataFrame, bronze_version: int, run_id: str) -> DataFrame:
+    """The watermark's rows for the files of the new rows: one per file."""
     files = new.groupBy("_file_sha256", "_source_file", "_delivery").agg(
         F.count("*").alias("rows"), F.max("_landed_at").alias("landed_at"), F.max("_batch_id").alias("landed_batch_id")
     )
-    ledger = files.select(
+    return files.select(
         F.lit(source).alias("source"),
         F.col("_file_sha256").alias("file_sha256"),
         F.col("_source_file").alias("source_file"),
@@ -568,9 +567,6 @@ def _write_watermark(
         F.lit(run_id).alias("cleaned_run_id"),
         F.lit(datetime.now(UTC).replace(tzinfo=None)).cast("timestamp").alias("cleaned_at"),
     )
-    shas = [r[0] for r in files.select("_file_sha256").collect()]
-    # Keyed by file: writing the same files again replaces their rows, never duplicates them.
-    lake.replace(ledger, _watermark_path(settings), where=f"source = '{source}' AND file_sha256 IN ({_sql_list(shas)})")
 
 
 def _silver_is_stale(spark: SparkSession, settings: Settings, source: str) -> bool:
@@ -628,15 +624,34 @@ def _quarantined_at_clean(spark: SparkSession, settings: Settings, source: str |
     return rows if source is None else rows.where(F.col("source") == source)
 
 
-class Checks:
-    """The conservation checks of one build: the last check and the rows quarantined at clean of
-    every source, each read once for all sources, and this build's checks, recorded in one commit."""
+class Bookkeeping:
+    """What one build of clean records in the ops tables, each table in one commit at the end:
+    every source's delivery metrics, the files it cleaned (the watermark) and its conservation
+    check. The last checks and the rows quarantined at clean are read once, for all sources.
+
+    The watermark is written after every source's history, and the checks after it: a build
+    that dies before record() has marked no file cleaned, and the next cleans them again
+    (every write before it is keyed by file or delivery, so again replaces, never doubles).
+    """
 
     def __init__(self, spark: SparkSession, settings: Settings, run_id: str):
         self.spark, self.settings, self.run_id = spark, settings, run_id
-        self.rows: list[tuple] = []
+        self.rows: list[tuple] = []  # conservation checks
+        self.metrics: list[tuple[str, list[str], DataFrame]] = []  # (source, deliveries, their metrics)
+        self.files: list[tuple[str, list[str], DataFrame]] = []  # (source, file sha256s, their ledger)
         self._last: dict[str, Row] | None = None
         self._quarantined: dict[str, int] | None = None
+
+    def measured(self, source: str, deliveries: list[str], metrics: DataFrame) -> None:
+        """The deliveries' metrics, replacing what was measured of them before (computed now: the
+        rows they come from may not outlive the source's cleaning)."""
+        self.metrics.append((source, sorted(deliveries), metrics.localCheckpoint()))
+
+    def cleaned(self, source: str, ledger: DataFrame) -> None:
+        """Files whose rows are cleaned: later builds do not clean them again."""
+        ledger = ledger.localCheckpoint()
+        shas = sorted(r[0] for r in ledger.select("file_sha256").collect())
+        self.files.append((source, shas, ledger))
 
     def last(self, source: str) -> Row | None:
         if self._last is None:
@@ -671,7 +686,11 @@ class Checks:
         return {k: last[k] for k in _FIGURES}
 
     def record(self) -> None:
-        """This build's checks, in one commit (a build checked again replaces its rows)."""
+        """Metrics, then the watermark, then the checks: one commit each, replacing the rows of
+        the same deliveries, files and run (a build recorded again doubles nothing)."""
+        _replace_keyed(self.metrics, self.settings.table("ops", "clean_metrics"), "delivery")
+        _replace_keyed(self.files, _watermark_path(self.settings), "file_sha256")
+        self.metrics, self.files = [], []
         if not self.rows:
             return
         sources = _sql_list(sorted({r[1] for r in self.rows}))
@@ -684,6 +703,18 @@ class Checks:
         self.rows = []
 
 
+def _replace_keyed(pending: list[tuple[str, list[str], DataFrame]], path: str, column: str) -> None:
+    """Every source's rows in one commit, replacing the rows of the same source and key values."""
+    if not pending:
+        return
+    frames = [frame for _, _, frame in pending]
+    rows = frames[0]
+    for frame in frames[1:]:
+        rows = rows.unionByName(frame)
+    where = " OR ".join(f"(source = '{source}' AND {column} IN ({_sql_list(keys)}))" for source, keys, _ in pending)
+    lake.replace(rows, path, where=where)
+
+
 def conservation(
     spark: SparkSession,
     settings: Settings,
@@ -692,14 +723,14 @@ def conservation(
     run_id: str,
     inputs: str | None = None,
     figures: dict | None = None,
-    checks: Checks | None = None,
+    books: Bookkeeping | None = None,
 ) -> dict:
     """Bronze rows = silver rows + superseded versions + rows quarantined at clean; recorded every build,
     raised (with the figures) when it does not hold.
 
     figures, when given, are the last check's, whose tables are at the versions in inputs
     again (nothing was written since): the same counts, so they are recorded, not counted.
-    With checks, the row waits for checks.record(); without, it is recorded now.
+    With books, the row waits for books.record(); without, it is recorded now.
     """
     if inputs is None:
         inputs = _inputs(spark, settings, source, lake.version(spark, settings.table("bronze", source)))
@@ -715,10 +746,10 @@ def conservation(
     accounted = figures["silver_rows"] + figures["superseded_rows"] + figures["quarantined_rows"]
     holds = figures["bronze_rows"] == accounted
     row = (run_id, source, *(figures[k] for k in _FIGURES), holds, datetime.now(UTC).replace(tzinfo=None), inputs)
-    if checks is not None:
-        checks.rows.append(row)
+    if books is not None:
+        books.rows.append(row)
     else:
-        alone = Checks(spark, settings, run_id)
+        alone = Bookkeeping(spark, settings, run_id)
         alone.rows.append(row)
         alone.record()
     if not holds:
@@ -802,26 +833,12 @@ def delivery_metrics(bronze: DataFrame, adapted: DataFrame, source: str) -> Data
     )
 
 
-def _write_metrics(
-    spark: SparkSession,
-    settings: Settings,
-    source: str,
-    rows: DataFrame,
-    adapted: DataFrame,
-    deliveries: list[str],
-    run_id: str,
-) -> None:
-    """Metrics of the given deliveries, from all their bronze rows and those rows adapted; replaces
-    what was measured of those deliveries before."""
-    metrics = delivery_metrics(rows, adapted, source).select(
+def _metrics(source: str, rows: DataFrame, adapted: DataFrame, run_id: str) -> DataFrame:
+    """Metrics of the deliveries in rows, from all their bronze rows and those rows adapted."""
+    return delivery_metrics(rows, adapted, source).select(
         "*",
         F.lit(run_id).alias("run_id"),
         F.lit(datetime.now(UTC).replace(tzinfo=None)).cast("timestamp").alias("measured_at"),
-    )
-    lake.replace(
-        metrics,
-        settings.table("ops", "clean_metrics"),
-        where=f"source = '{source}' AND delivery IN ({_sql_list(deliveries)})",
     )
 
 
@@ -857,19 +874,20 @@ def clean_source(
     batch_id: str,
     rebuild: bool = False,
     rebuild_from: str | None = None,
-    checks: Checks | None = None,
+    books: Bookkeeping | None = None,
 ) -> dict[str, int]:
     """Clean a source's bronze rows not cleaned before (all of them from rebuild_from on, when rebuild).
 
-    With checks (clean_all's), its conservation check is recorded with every other source's.
+    With books (clean_all's), its metrics, files and conservation check are recorded with every
+    other source's; without, at its end.
     """
-    own = checks is None
-    checks = Checks(spark, settings, batch_id) if own else checks
+    own = books is None
+    books = Bookkeeping(spark, settings, batch_id) if own else books
     try:
-        return _clean_source(spark, settings, source, batch_id, rebuild, rebuild_from, checks)
+        return _clean_source(spark, settings, source, batch_id, rebuild, rebuild_from, books)
     finally:
         if own:
-            checks.record()
+            books.record()
 
 
 def _clean_source(
@@ -879,7 +897,7 @@ def _clean_source(
     batch_id: str,
     rebuild: bool,
     rebuild_from: str | None,
-    checks: Checks,
+    books: Bookkeeping,
 ) -> dict[str, int]:
     contract = source_contract(source)
     bronze_path = settings.table("bronze", source)
@@ -895,9 +913,9 @@ def _clean_source(
         log.info("%s: rebuilding from %s: %d file(s) to clean again", source, rebuild_from or "the start", forgotten)
     else:
         inputs = _inputs(spark, settings, source, bronze_version)
-        figures = checks.unchanged(source, inputs)
+        figures = books.unchanged(source, inputs)
         if figures is not None:
-            conservation(spark, settings, source, bronze, batch_id, inputs, figures, checks)
+            conservation(spark, settings, source, bronze, batch_id, inputs, figures, books)
             log.info(
                 "%s: nothing written to it since the last build checked it (bronze version %d)", source, bronze_version
             )
@@ -917,15 +935,16 @@ def _clean_source(
             new,
             bronze_version,
             batch_id,
+            books,
             measure=tuple(deliveries) if measured_whole else (),
         )
     _write_silver(spark, settings, source)
     inputs = _inputs(spark, settings, source, bronze_version)
-    figures = conservation(spark, settings, source, bronze, batch_id, inputs, checks=checks)
+    figures = conservation(spark, settings, source, bronze, batch_id, inputs, books=books)
     if deliveries and not measured_whole:
         rows = bronze.where(F.col("_delivery").isin(deliveries))
         adapted = ADAPTERS[source](rows.withColumn("_raw", F.lit(None).cast("string")))
-        _write_metrics(spark, settings, source, rows, adapted, deliveries, batch_id)
+        books.measured(source, deliveries, _metrics(source, rows, adapted, batch_id))
     counts = _counts(figures, new_rows)
     log.info(
         "%s: %d bronze rows (%d new) -> %d silver, %d superseded, %d quarantined",
@@ -953,10 +972,12 @@ def _clean_new_rows(
     new: DataFrame,
     bronze_version: int,
     batch_id: str,
+    books: Bookkeeping,
     measure: tuple[str, ...] = (),
 ) -> None:
-    """Adapt, quarantine and version the new rows, then mark their files cleaned. The deliveries in
-    measure (every row of which is among the new rows) are measured from the same adapted rows."""
+    """Adapt, quarantine and version the new rows; their files go to books to be marked cleaned.
+    The deliveries in measure (every row of which is among the new rows) are measured from the
+    same adapted rows."""
     with_raw = new.withColumn("_raw", F.to_json(F.struct(*contract.column_names)))
     adapted = ADAPTERS[source](with_raw).persist()
     try:
@@ -977,9 +998,9 @@ def _clean_new_rows(
             )
         _write_history(spark, settings, source, good)
         if measure:
-            _write_metrics(spark, settings, source, new, adapted, list(measure), batch_id)
-        # Last: a run that dies before this line cleans the same files again, and every write above is keyed.
-        _write_watermark(spark, settings, source, new, bronze_version, batch_id)
+            books.measured(source, list(measure), _metrics(source, new, adapted, batch_id))
+        # Marked cleaned when books are recorded, after every source's history: see Bookkeeping.
+        books.cleaned(source, _ledger(source, new, bronze_version, batch_id))
     finally:
         adapted.unpersist()
 
@@ -1002,17 +1023,17 @@ def clean_all(
     # The postcode directory first: every other adapter looks geography up in it.
     ordered = sorted(source_contracts(), key=lambda c: c.kind != "reference")
     results, stopped = {}, []
-    checks = Checks(spark, settings, batch_id)
+    books = Bookkeeping(spark, settings, batch_id)
     for c in ordered:
         rebuild = rebuild_source in ("all", c.name)
         try:
             results[c.name] = clean_source(
-                spark, settings, c.name, batch_id, rebuild=rebuild, rebuild_from=rebuild_from, checks=checks
+                spark, settings, c.name, batch_id, rebuild=rebuild, rebuild_from=rebuild_from, books=books
             )
         except CleanError as exc:
             log.error("%s", exc)
             stopped.append(str(exc))
-    checks.record()  # every source's check, the failed ones too, in one commit
+    books.record()  # every source's metrics, files and check, the failed ones' too, one commit each
     if stopped:
         raise CleanError(f"cleaning stopped for {len(stopped)} source(s): " + " | ".join(stopped))
     return results

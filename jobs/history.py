@@ -76,17 +76,27 @@ def superseded_shares(existing: DataFrame, new: DataFrame, key: list[str]) -> li
     existing and new hold key columns and _delivery (history already cleaned, rows being cleaned);
     the figures are the same whether the deliveries arrive in one run or one run each.
     """
-    keyed = existing.select(*key, "_delivery").unionByName(new.select(*key, "_delivery"))
-    first = keyed.groupBy(*key).agg(F.min("_delivery").alias("_first"))
-    new_deliveries = sorted(r[0] for r in new.select("_delivery").distinct().collect())
-    firsts = dict(first.groupBy("_first").count().collect())
-    resent = dict(
-        new.select(*key, "_delivery")
-        .distinct()
-        .join(first, on=key, how="inner")
-        .where(F.col("_first") < F.col("_delivery"))
-        .groupBy("_delivery")
+    keyed = existing.select(*key, "_delivery", F.lit(False).alias("_new")).unionByName(
+        new.select(*key, "_delivery", F.lit(True).alias("_new"))
+    )
+    # One pass over the keys: each key's first delivery and the new deliveries that send it; then
+    # how many keys share each such pair (a handful of rows: deliveries, not records).
+    patterns = (
+        keyed.groupBy(*key)
+        .agg(
+            F.min("_delivery").alias("first"),
+            F.array_sort(F.collect_set(F.when(F.col("_new"), F.col("_delivery")))).alias("sent_by"),
+        )
+        .groupBy("first", "sent_by")
         .count()
         .collect()
     )
-    return [DeliveryShare(d, sum(n for f, n in firsts.items() if f < d), int(resent.get(d, 0))) for d in new_deliveries]
+    new_deliveries = sorted({d for p in patterns for d in p.sent_by})
+    return [
+        DeliveryShare(
+            d,
+            prior_records=sum(p["count"] for p in patterns if p.first < d),
+            superseded=sum(p["count"] for p in patterns if p.first < d and d in p.sent_by),
+        )
+        for d in new_deliveries
+    ]
