@@ -13,6 +13,9 @@ sample values) and are written to ops/dq_results.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
 import os
 import re
@@ -444,9 +447,13 @@ def check(
 
 
 def record_all_results(
-    spark: SparkSession, settings: Settings, run_id: str, outcomes: list[tuple[str, str, list[RuleResult]]]
+    spark: SparkSession,
+    settings: Settings,
+    run_id: str,
+    outcomes: list[tuple[str, str, list[RuleResult]]],
+    user_metadata: str | None = None,
 ) -> None:
-    """Write (layer, table, results) of one run to ops/dq_results in one commit."""
+    """Write (layer, table, results) of one run to ops/dq_results in one commit (user_metadata on it)."""
     validated_at = datetime.now(UTC).replace(tzinfo=None)
     rows = [
         {**r.__dict__, "run_id": run_id, "layer": layer, "table": table, "validated_at": validated_at}
@@ -465,7 +472,12 @@ def record_all_results(
     # them: one overwrite of just those rows (replaceWhere), not a MERGE joining the whole history.
     tables = sorted({(layer, table) for layer, table, _ in outcomes})
     these = " OR ".join(f"(layer = {_quoted(layer)} AND `table` = {_quoted(table)})" for layer, table in tables)
-    lake.replace(df, settings.table("ops", "dq_results"), where=f"run_id = {_quoted(run_id)} AND ({these})")
+    lake.replace(
+        df,
+        settings.table("ops", "dq_results"),
+        where=f"run_id = {_quoted(run_id)} AND ({these})",
+        user_metadata=user_metadata,
+    )
 
 
 def _quarantine_dropped(spark: SparkSession, settings: Settings, dropped: DataFrame, contract: Contract) -> None:
@@ -511,7 +523,13 @@ def publish(spark: SparkSession, settings: Settings, table: str, run_id: str | N
 
 
 def _gate_tables(
-    spark: SparkSession, settings: Settings, run_id: str, contracts: list[Contract], path_of, view_prefix: str
+    spark: SparkSession,
+    settings: Settings,
+    run_id: str,
+    contracts: list[Contract],
+    path_of,
+    view_prefix: str,
+    stamp=None,
 ) -> dict[str, dict]:
     """Check each table; rewrite it without dropped rows; raise GateFailed naming every failed rule."""
     # Cross-table rules (a foreign key, a reconciliation) query sibling tables by view name. Each
@@ -520,13 +538,14 @@ def _gate_tables(
     for name, frame in frames.items():
         frame.createOrReplaceTempView(f"{view_prefix}{name}")
     try:
-        return _check_tables(spark, settings, run_id, contracts, frames, path_of)
+        return _check_tables(spark, settings, run_id, contracts, frames, path_of, stamp)
     finally:
         for frame in frames.values():
             frame.unpersist()
 
 
-def _check_tables(spark, settings, run_id, contracts, frames, path_of) -> dict[str, dict]:
+def _check_tables(spark, settings, run_id, contracts, frames, path_of, stamp=None) -> dict[str, dict]:
+    """stamp(summary), when given, makes the results' commit metadata once every table is checked."""
     summary, failures, outcomes = {}, [], []
     for contract in contracts:
         verdict, dropped = check(frames[contract.name], contract, quarantine_batch=run_id, docs_dir=docs_dir(settings))
@@ -554,7 +573,7 @@ def _check_tables(spark, settings, run_id, contracts, frames, path_of) -> dict[s
         )
         if not verdict.passed:
             failures.append(f"{contract.layer}.{contract.name}: {', '.join(verdict.failed_rules)}")
-    record_all_results(spark, settings, run_id, outcomes)
+    record_all_results(spark, settings, run_id, outcomes, user_metadata=stamp(summary) if stamp else None)
     if failures:
         raise GateFailed("; ".join(failures))
     return summary
@@ -594,15 +613,101 @@ def silver_contracts(spark: SparkSession, settings: Settings) -> list[Contract]:
 
 
 def check_silver(spark: SparkSession, settings: Settings, run_id: str) -> dict[str, dict]:
-    """Validate every silver table; a fail rule stops the build before anything is curated."""
+    """Validate every silver table; a fail rule stops the build before anything is curated.
+
+    When every silver table and every rule is as the last check found them, and that check
+    passed without dropping a row, checking again would find the same: its results are
+    recorded for this run instead (one read and one commit, no pass over the data).
+    """
+    contracts = silver_contracts(spark, settings)
+    inputs = _silver_inputs(spark, settings, contracts)
+    last = _last_silver_check(spark, settings)
+    if last is not None and last["inputs"] == inputs and last["passed"] and not last["dropped"]:
+        return _repeat_silver_check(spark, settings, run_id, last, inputs)
+
+    def stamp(summary: dict[str, dict]) -> str:
+        # Versions after the check: a drop rule rewrites its table before the results are recorded.
+        return _silver_stamp(run_id, _silver_inputs(spark, settings, contracts), summary)
+
     return _gate_tables(
+        spark, settings, run_id, contracts, lambda c: settings.table("silver", c.name), "silver_", stamp
+    )
+
+
+def _silver_inputs(spark: SparkSession, settings: Settings, contracts: list[Contract]) -> dict:
+    """What a silver check reads: each table's Delta version, and its rules (contracts and suites)."""
+    rules = hashlib.sha256()
+    for folder in (expectations_dir() / "silver", REPO_ROOT / "schemas"):
+        for path in sorted(folder.rglob("*.yaml")):
+            rules.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
+    return {
+        "versions": {c.name: lake.version(spark, settings.table("silver", c.name)) for c in contracts},
+        "rules_sha256": rules.hexdigest(),
+    }
+
+
+def _silver_stamp(run_id: str, inputs: dict, summary: dict[str, dict]) -> str:
+    return json.dumps(
+        {
+            "silver_check": run_id,
+            "inputs": inputs,
+            "passed": all(t["passed"] for t in summary.values()),
+            "dropped": sum(t["dropped_rows"] for t in summary.values()),
+        },
+        sort_keys=True,
+    )
+
+
+def _last_silver_check(spark: SparkSession, settings: Settings) -> dict | None:
+    """The stamp of the latest silver check among dq_results' recent commits (a gold gate's have none)."""
+    for note in lake.recent_user_metadata(spark, settings.table("ops", "dq_results")):
+        try:
+            stamp = json.loads(note)
+        except ValueError:
+            continue
+        if isinstance(stamp, dict) and "silver_check" in stamp:
+            return stamp
+    return None
+
+
+def _repeat_silver_check(
+    spark: SparkSession, settings: Settings, run_id: str, last: dict, inputs: dict
+) -> dict[str, dict]:
+    last_run = last["silver_check"]
+    rows = (
+        lake.read(spark, settings.table("ops", "dq_results"))
+        .where((F.col("run_id") == last_run) & (F.col("layer") == "silver"))
+        .collect()
+    )
+    fields = [f.name for f in dataclasses.fields(RuleResult)]
+    outcomes: dict[str, list[RuleResult]] = {}
+    for row in rows:
+        outcomes.setdefault(row["table"], []).append(RuleResult(**{f: row[f] for f in fields}))
+    summary = {
+        table: {
+            "passed": True,
+            "failed_rules": [],
+            "warned_rules": [r.rule_id for r in results if not r.success],
+            "dropped_rows": 0,
+            "rules": len(results),
+        }
+        for table, results in outcomes.items()
+    }
+    record_all_results(
         spark,
         settings,
         run_id,
-        silver_contracts(spark, settings),
-        lambda c: settings.table("silver", c.name),
-        "silver_",
+        [("silver", table, results) for table, results in outcomes.items()],
+        user_metadata=_silver_stamp(run_id, inputs, summary),
     )
+    log.info(
+        "silver checks: the %d tables and their rules are as run %s checked them (it passed): its %d results "
+        "are recorded for this run",
+        len(outcomes),
+        last_run,
+        len(rows),
+    )
+    return summary
 
 
 def publish_all(spark: SparkSession, settings: Settings) -> dict[str, int | None]:

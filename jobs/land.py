@@ -582,9 +582,13 @@ _MANIFEST_KEYS = ["path", "sha256", "status", "rule"]
 
 
 def _manifest_rows(spark: SparkSession | None, settings: Settings) -> list[dict]:
-    """The manifest's short columns, by Spark, or by delta-rs when spark is None (a local lake only)."""
+    """The manifest's short columns: by delta-rs on a local lake, else by Spark.
+
+    delta-rs reads a few thousand short rows in milliseconds; Spark first rebuilds the
+    table's state after each commit (three jobs), and every source's landing commits to it.
+    """
     path = settings.table("ops", "landing_manifest")
-    if spark is None:
+    if spark is None or settings.is_local():
         from deltalake import DeltaTable
 
         if not DeltaTable.is_deltatable(path):
@@ -598,7 +602,7 @@ def _manifest_rows(spark: SparkSession | None, settings: Settings) -> list[dict]
 def recorded_files(spark: SparkSession | None, settings: Settings) -> Recorded:
     """One small read of the manifest (four short columns, one row per file ever delivered).
 
-    With spark None it is read by delta-rs, without a JVM (local lakes only).
+    A local lake's is read by delta-rs, without Spark; spark None asks for that (local lakes only).
     """
     rows = _manifest_rows(spark, settings)
     unknown = {(r["path"], r["sha256"]) for r in rows if r["rule"] == "file.unknown_source"}

@@ -379,6 +379,32 @@ def test_a_run_with_nothing_new_to_link_leaves_the_links_as_the_last_link_left_t
     assert "person_link and person unchanged" in failed_gate_run.result.stdout
 
 
+def test_silver_as_the_last_check_found_it_is_not_checked_again_but_its_results_are_recorded_for_the_run(
+    failed_gate_run, spark
+):
+    """The second run's silver is the first run's: the same results, recorded under the second run."""
+    settings = failed_gate_run.settings
+    results = lake.read(spark, settings.table("ops", "dq_results")).where(F.col("layer") == "silver")
+    by_run: dict[str, set] = {}
+    for r in results.collect():
+        by_run.setdefault(r.run_id, set()).add(
+            (r.table, r.rule_id, r.severity, r.success, r.element_count, r.unexpected_count, r.observed_value)
+        )
+    assert len(by_run) == 2, sorted(by_run)
+    first, second = by_run.values()
+    assert first == second and first
+    assert {t for t, *_ in first} >= {"person_link", "person", "gp_registrations"}
+    assert re.search(
+        r"silver checks: the \d+ tables and their rules are as run \S+ checked them", failed_gate_run.result.stdout
+    )
+    # What the check read is on its commit, so any later write to silver (or a changed rule) checks again.
+    stamps = [json.loads(m) for m in lake.recent_user_metadata(spark, settings.table("ops", "dq_results"), limit=3)]
+    silver = next(s for s in stamps if "silver_check" in s)
+    assert silver["inputs"]["versions"] == {
+        name: lake.version(spark, settings.table("silver", name)) for name in silver["inputs"]["versions"]
+    }
+
+
 def test_placelake_sql_sees_gold_only(pipeline_run, spark, place, monkeypatch, capsys):
     from jobs.cli import main
 
