@@ -28,6 +28,7 @@ import logging
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import reduce
 
 from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, Row, SparkSession, Window
@@ -707,10 +708,7 @@ def _replace_keyed(pending: list[tuple[str, list[str], DataFrame]], path: str, c
     """Every source's rows in one commit, replacing the rows of the same source and key values."""
     if not pending:
         return
-    frames = [frame for _, _, frame in pending]
-    rows = frames[0]
-    for frame in frames[1:]:
-        rows = rows.unionByName(frame)
+    rows = reduce(DataFrame.unionByName, [frame for _, _, frame in pending])
     where = " OR ".join(f"(source = '{source}' AND {column} IN ({_sql_list(keys)}))" for source, keys, _ in pending)
     lake.replace(rows, path, where=where)
 

@@ -13,14 +13,13 @@ sample values) and are written to ops/dq_results.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
 import os
 import re
 import types
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from functools import cache, reduce
 from numbers import Number
@@ -679,10 +678,10 @@ def _repeat_silver_check(
         .where((F.col("run_id") == last_run) & (F.col("layer") == "silver"))
         .collect()
     )
-    fields = [f.name for f in dataclasses.fields(RuleResult)]
+    names = [f.name for f in fields(RuleResult)]
     outcomes: dict[str, list[RuleResult]] = {}
     for row in rows:
-        outcomes.setdefault(row["table"], []).append(RuleResult(**{f: row[f] for f in fields}))
+        outcomes.setdefault(row["table"], []).append(RuleResult(**{f: row[f] for f in names}))
     summary = {
         table: {
             "passed": True,
