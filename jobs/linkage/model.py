@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable
+from functools import reduce
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -249,6 +251,47 @@ def train_and_predict(
     return edges, linker.misc.save_model_to_json()
 
 
+_EQUALITY = re.compile(r"\(?\s*l\.`?(\w+)`?\s*=\s*r\.`?(\w+)`?\s*\)?")
+
+
+def prediction_blocks(model: dict) -> list[tuple[str, ...]] | None:
+    """The column sets of a model's prediction blocking rules; None if any rule is more than equalities.
+
+    Splink writes block_on(a, b) as (l.`a` = r.`a`) AND (l.`b` = r.`b`).
+    """
+    blocks = []
+    for rule in model.get("blocking_rules_to_generate_predictions", []):
+        sql = rule["blocking_rule"] if isinstance(rule, dict) else str(rule)
+        columns = []
+        for term in re.split(r"\s+AND\s+", sql.strip(), flags=re.IGNORECASE):
+            found = _EQUALITY.fullmatch(term.strip())
+            if not found or found[1] != found[2]:
+                return None
+            columns.append(found[1])
+        blocks.append(tuple(columns))
+    return blocks or None
+
+
+def blocking_candidates(existing: DataFrame, new: DataFrame, blocks: list[tuple[str, ...]] | None) -> DataFrame:
+    """The existing identities a new one shares some blocking rule's columns with: all Splink could pair it with.
+
+    A pair is a candidate only where every column of one rule is equal (and so
+    not null) on both sides, so the rest can never be compared with a new
+    identity; leaving them out spares Splink a million-row table per delivery.
+    Rules that are not plain equalities (None) keep every existing identity.
+    """
+    if not blocks:
+        return existing
+    hits = [
+        existing.join(F.broadcast(new.select(*columns).dropna().distinct()), list(columns), "left_semi").select(
+            "unique_id"
+        )
+        for columns in blocks
+    ]
+    reached = reduce(DataFrame.unionByName, hits).distinct()
+    return existing.join(reached, on="unique_id", how="left_semi").localCheckpoint()
+
+
 def predict_new(
     spark: SparkSession,
     features: DataFrame,
@@ -268,8 +311,10 @@ def predict_new(
     for column in TF_COLUMNS:
         if f"{column}_l" in json.dumps(model):
             linker.table_management.compute_tf_table(column)
-    new = features.join(new_ids, on="unique_id", how="left_semi")
-    existing = features.join(new_ids, on="unique_id", how="left_anti")
+    new = features.join(new_ids, on="unique_id", how="left_semi").localCheckpoint()
+    existing = blocking_candidates(
+        features.join(new_ids, on="unique_id", how="left_anti"), new, prediction_blocks(model)
+    )
     new_sdf = db_api.register(new)
     within = linker.inference.predict_within(
         new_sdf, threshold_match_probability=config.review_floor, warning_mode="never"

@@ -11,7 +11,9 @@ from pyspark.sql import functions as F
 
 from jobs.cli import main
 from jobs.link import link_records
+from jobs.linkage import model
 from jobs.linkage.config import LinkageConfig
+from jobs.linkage.features import identities, identity_features
 from jobs.linkage.files import read_input, standardised
 
 pytestmark = pytest.mark.integration
@@ -131,27 +133,54 @@ def test_link_cli_refuses_bad_input_naming_file_line_and_rule(files, capsys):
     assert not (files / "o2" / "links.csv").exists()
 
 
-def test_an_incremental_delivery_keeps_every_person_id(files, spark, tmp_path):
-    config = LinkageConfig.load()
-    base = [read_input(files / "gp.csv"), read_input(files / "council.csv")]
-    first = link_records(spark, standardised(spark, base), config, str(tmp_path / "a"), "run-1")
-    assert first.mode == "full"
-    previous = first.links.withColumn("run_id", F.lit("run-1")).localCheckpoint()
-    before = {(r.source, r.record_id): r.person_id for r in previous.collect()}
+@pytest.fixture(scope="module")
+def first_link(files, spark, tmp_path_factory):
+    """A full link of the two files, and the records after the council sends two more.
 
-    # The council sends two more records: person 1 (known to the GP only) and a newcomer.
+    The council's delivery: person 1 (known to the GP only) and a newcomer.
+    """
+    base = [read_input(files / "gp.csv"), read_input(files / "council.csv")]
+    first = link_records(
+        spark, standardised(spark, base), LinkageConfig.load(), str(tmp_path_factory.mktemp("a")), "run-1"
+    )
     delivery = files / "council_new.csv"
     _write(delivery, [{"record_id": "C001", **_council_view(1)}, {"record_id": "C999", **_council_view(150)}])
     more = read_input(delivery)
     more = type(more)(source="council", path=more.path, columns=more.columns, rows=base[1].rows + more.rows)
-    second = link_records(
-        spark, standardised(spark, [base[0], more]), config, str(tmp_path / "b"), "run-2", previous, first.model
-    )
+    return first, standardised(spark, [base[0], more]).persist()
+
+
+def test_an_incremental_delivery_keeps_every_person_id(first_link, spark, tmp_path):
+    first, delivered = first_link
+    assert first.mode == "full"
+    previous = first.links.withColumn("run_id", F.lit("run-1")).localCheckpoint()
+    before = {(r.source, r.record_id): r.person_id for r in previous.collect()}
+    second = link_records(spark, delivered, LinkageConfig.load(), str(tmp_path / "b"), "run-2", previous, first.model)
     assert second.mode == "incremental" and second.counts["new_identities"] == 2
     after = {(r.source, r.record_id): r.person_id for r in second.links.collect()}
     assert {k: after[k] for k in before} == before
     assert after[("council", "C001")] == before[("gp", "G001")]
     assert after[("council", "C999")] not in set(before.values())
+
+
+def test_a_delivery_scored_against_its_blocking_candidates_finds_every_pair_scoring_all_would(
+    first_link, spark, tmp_path, monkeypatch
+):
+    first, delivered = first_link
+    config = LinkageConfig.load()
+    features = identity_features(identities(delivered), config.nicknames).localCheckpoint()
+    known = first.links.select(F.col("identity_id").alias("unique_id"))
+    new_ids = features.select("unique_id").join(known, "unique_id", "left_anti")
+
+    def pairs(scratch: str) -> set[tuple]:
+        edges = model.predict_new(spark, features, new_ids, first.model, config, str(tmp_path / scratch))
+        return {(r.unique_id_l, r.unique_id_r, round(r.match_probability, 9)) for r in edges.collect()}
+
+    narrowed = pairs("narrowed")
+    monkeypatch.setattr(model, "prediction_blocks", lambda _: None)  # every existing identity
+    assert narrowed == pairs("all")
+    # Person 1's council record meets its GP record: the comparison is not empty.
+    assert any(p >= config.match_threshold for _, _, p in narrowed)
 
 
 IDENTITY_SCHEMA = (

@@ -11,7 +11,14 @@ from jobs.linkage.features import identities, identity_features, nhs_groups, nic
 from jobs.linkage.files import LinkInputError, check_sources, read_input
 from jobs.linkage.ids import assign_incremental, assign_person_ids, id_history, new_person_id
 from jobs.linkage.metrics import pairwise_counts
-from jobs.linkage.model import small_components, splink_settings, train, training_sessions
+from jobs.linkage.model import (
+    blocking_candidates,
+    prediction_blocks,
+    small_components,
+    splink_settings,
+    train,
+    training_sessions,
+)
 
 RECORDS = (
     "source string, record_id string, nhs_number string, family_name string, given_name string, "
@@ -410,3 +417,30 @@ def test_a_probability_that_differs_only_in_its_last_bits_is_stored_the_same(spa
     )
     stored = {r.identity_id: r.match_probability for r in node_methods(nodes, nhs, scored, 0.99).collect()}
     assert stored["a"] == stored["c"] == 0.998765432
+
+
+def test_a_models_blocking_rules_are_read_back_as_their_columns_and_anything_else_keeps_everyone():
+    model = splink_settings(LinkageConfig.load()).get_settings("spark").as_dict()
+    assert prediction_blocks(model) == [tuple(rule) for rule in LinkageConfig.load().blocking_rules]
+    fuzzy = {"blocking_rules_to_generate_predictions": [{"blocking_rule": "levenshtein(l.a, r.a) <= 1"}]}
+    assert prediction_blocks(fuzzy) is None
+    crossed = {"blocking_rules_to_generate_predictions": [{"blocking_rule": "l.`a` = r.`b`"}]}
+    assert prediction_blocks(crossed) is None
+
+
+def test_only_identities_sharing_every_column_of_some_rule_with_a_new_one_are_candidates(spark):
+    schema = "unique_id string, dob string, given_canon string, nhs_number string"
+    new = spark.createDataFrame([("n1", "1940-02-01", "ANN", None), ("n2", None, "BOB", "9990000026")], schema)
+    existing = spark.createDataFrame(
+        [
+            ("a", "1940-02-01", "ANN", None),  # dob and name
+            ("b", "1940-02-01", "JOAN", None),  # dob only: no rule is the dob alone
+            ("c", None, "BOB", None),  # a null never equals: n2's missing dob blocks nothing
+            ("d", "1999-09-09", "ZED", "9990000026"),  # the NHS number
+            ("e", "1940-02-01", "ANN", "9990000026"),  # both rules: once
+        ],
+        schema,
+    )
+    blocks = [("dob", "given_canon"), ("nhs_number",)]
+    assert sorted(r.unique_id for r in blocking_candidates(existing, new, blocks).collect()) == ["a", "d", "e"]
+    assert blocking_candidates(existing, new, None).count() == 5
