@@ -282,13 +282,20 @@ def blocking_candidates(existing: DataFrame, new: DataFrame, blocks: list[tuple[
     """
     if not blocks:
         return existing
-    hits = [
-        existing.join(F.broadcast(new.select(*columns).dropna().distinct()), list(columns), "left_semi").select(
-            "unique_id"
-        )
-        for columns in blocks
-    ]
-    reached = reduce(DataFrame.unionByName, hits).distinct()
+
+    def keys(frame: DataFrame) -> DataFrame:
+        # One row per (identity, rule) whose columns are all present: the rule's number and its values.
+        per_rule = [
+            F.when(
+                reduce(lambda a, b: a & b, [F.col(c).isNotNull() for c in columns]),
+                F.to_json(F.struct(F.lit(i).alias("rule"), *columns)),
+            )
+            for i, columns in enumerate(blocks)
+        ]
+        return frame.select("unique_id", F.explode(F.array(*per_rule)).alias("key")).where(F.col("key").isNotNull())
+
+    wanted = keys(new).select("key").distinct()
+    reached = keys(existing).join(F.broadcast(wanted), "key", "left_semi").select("unique_id").distinct()
     return existing.join(reached, on="unique_id", how="left_semi").localCheckpoint()
 
 
