@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import reduce
@@ -34,7 +35,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, Row, SparkSession, Window
 from pyspark.sql import functions as F
 
-from jobs import codes, history, lake, scorecard
+from jobs import codes, fanout, history, lake, scorecard
 from jobs import standardise as std
 from jobs.config import Settings
 from jobs.contracts import conform, source_contract, source_contracts, table_contract
@@ -642,6 +643,7 @@ class Bookkeeping:
         self.files: list[tuple[str, list[str], DataFrame]] = []  # (source, file sha256s, their ledger)
         self._last: dict[str, Row] | None = None
         self._quarantined: dict[str, int] | None = None
+        self._reading = threading.Lock()  # sources cleaned side by side read the last checks once
 
     def measured(self, source: str, deliveries: list[str], metrics: DataFrame) -> None:
         """The deliveries' metrics, replacing what was measured of them before (computed now: the
@@ -655,21 +657,24 @@ class Bookkeeping:
         self.files.append((source, shas, ledger))
 
     def last(self, source: str) -> Row | None:
-        if self._last is None:
-            self._last = {}
-            path = self.settings.table("ops", "conservation")
-            checks = lake.read(self.spark, path) if lake.table_exists(self.spark, path) else None
-            if checks is not None and "inputs" in checks.columns:  # not a check recorded before inputs were
-                newest = Window.partitionBy("source").orderBy(F.col("checked_at").desc())
-                latest = checks.withColumn("_n", F.row_number().over(newest)).where(F.col("_n") == 1)
-                self._last = {r.source: r for r in latest.drop("_n").collect()}
+        with self._reading:
+            if self._last is None:
+                last = {}
+                path = self.settings.table("ops", "conservation")
+                checks = lake.read(self.spark, path) if lake.table_exists(self.spark, path) else None
+                if checks is not None and "inputs" in checks.columns:  # not a check recorded before inputs were
+                    newest = Window.partitionBy("source").orderBy(F.col("checked_at").desc())
+                    latest = checks.withColumn("_n", F.row_number().over(newest)).where(F.col("_n") == 1)
+                    last = {r.source: r for r in latest.drop("_n").collect()}
+                self._last = last
         return self._last.get(source)
 
     def quarantined(self, source: str) -> int:
         """As the build found them: a source's own cleaning is the only writer of its rows here."""
-        if self._quarantined is None:
-            rows = _quarantined_at_clean(self.spark, self.settings)
-            self._quarantined = {} if rows is None else dict(rows.groupBy("source").count().collect())
+        with self._reading:
+            if self._quarantined is None:
+                rows = _quarantined_at_clean(self.spark, self.settings)
+                self._quarantined = {} if rows is None else dict(rows.groupBy("source").count().collect())
         return self._quarantined.get(source, 0)
 
     def unchanged(self, source: str, inputs: str) -> dict | None:
@@ -702,6 +707,12 @@ class Bookkeeping:
             merge_schema=True,  # inputs was added to a table lakes already have
         )
         self.rows = []
+
+
+# Sources are cleaned side by side (clean_all). Each writes its own history and silver; the
+# tables they share (quarantine rows, and the watermark a rebuild forgets from) take one
+# writer at a time, so two sources' commits never race for the same table version.
+_SHARED_WRITE = threading.Lock()
 
 
 def _replace_keyed(pending: list[tuple[str, list[str], DataFrame]], path: str, column: str) -> None:
@@ -851,12 +862,13 @@ def forget(spark: SparkSession, settings: Settings, source: str, bronze: DataFra
     if not shas:
         return 0
     in_files = f"file_sha256 IN ({_sql_list(shas)})"
-    if lake.table_exists(spark, _watermark_path(settings)):
-        DeltaTable.forPath(spark, _watermark_path(settings)).delete(f"source = '{source}' AND {in_files}")
-    if lake.table_exists(spark, _quarantine_path(settings)):
-        DeltaTable.forPath(spark, _quarantine_path(settings)).delete(
-            f"stage = 'clean' AND source = '{source}' AND {in_files}"
-        )
+    with _SHARED_WRITE:
+        if lake.table_exists(spark, _watermark_path(settings)):
+            DeltaTable.forPath(spark, _watermark_path(settings)).delete(f"source = '{source}' AND {in_files}")
+        if lake.table_exists(spark, _quarantine_path(settings)):
+            DeltaTable.forPath(spark, _quarantine_path(settings)).delete(
+                f"stage = 'clean' AND source = '{source}' AND {in_files}"
+            )
     path = history_path(settings, source)
     if lake.table_exists(spark, path):
         kept = lake.read(spark, path).where(~F.col("_file_sha256").isin(shas))
@@ -989,11 +1001,13 @@ def _clean_new_rows(
         if rejects.limit(1).count():
             # Keyed by file: a retried run replaces these files' rows, never quarantines a row twice.
             shas = [r[0] for r in new.select("_file_sha256").distinct().collect()]
-            lake.replace(
-                _quarantine(rejects, source, batch_id),
-                _quarantine_path(settings),
-                where=f"stage = 'clean' AND source = '{source}' AND file_sha256 IN ({_sql_list(shas)})",
-            )
+            quarantine = _quarantine(rejects, source, batch_id).localCheckpoint()  # computed outside the lock
+            with _SHARED_WRITE:
+                lake.replace(
+                    quarantine,
+                    _quarantine_path(settings),
+                    where=f"stage = 'clean' AND source = '{source}' AND file_sha256 IN ({_sql_list(shas)})",
+                )
         _write_history(spark, settings, source, good)
         if measure:
             books.measured(source, list(measure), _metrics(source, new, adapted, batch_id))
@@ -1014,23 +1028,31 @@ def clean_all(
 
     A source that is stopped (supersede guard, conservation) does not stop the others; the run
     raises at the end naming every stopped source, so nothing downstream runs on a partial silver.
+    The reference sources are cleaned first (every adapter looks geography up in them), then the
+    others side by side (settings.source_threads).
     """
     names = {c.name for c in source_contracts()}
     if rebuild_source not in (None, "all") and rebuild_source not in names:
         raise CleanError(f"no source named {rebuild_source!r} to rebuild (sources: {', '.join(sorted(names))})")
     # The postcode directory first: every other adapter looks geography up in it.
     ordered = sorted(source_contracts(), key=lambda c: c.kind != "reference")
-    results, stopped = {}, []
     books = Bookkeeping(spark, settings, batch_id)
-    for c in ordered:
-        rebuild = rebuild_source in ("all", c.name)
+
+    def one(contract) -> dict[str, int] | CleanError:
+        rebuild = rebuild_source in ("all", contract.name)
         try:
-            results[c.name] = clean_source(
-                spark, settings, c.name, batch_id, rebuild=rebuild, rebuild_from=rebuild_from, books=books
+            return clean_source(
+                spark, settings, contract.name, batch_id, rebuild=rebuild, rebuild_from=rebuild_from, books=books
             )
         except CleanError as exc:
             log.error("%s", exc)
-            stopped.append(str(exc))
+            return exc
+
+    reference = [c for c in ordered if c.kind == "reference"]
+    others = [c for c in ordered if c.kind != "reference"]
+    outcomes = [one(c) for c in reference] + fanout.each(one, others, settings.source_threads, "clean")
+    results = {c.name: r for c, r in zip(ordered, outcomes, strict=True) if not isinstance(r, CleanError)}
+    stopped = [str(r) for r in outcomes if isinstance(r, CleanError)]
     books.record()  # every source's metrics, files and check, the failed ones' too, one commit each
     if stopped:
         raise CleanError(f"cleaning stopped for {len(stopped)} source(s): " + " | ".join(stopped))

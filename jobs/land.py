@@ -42,7 +42,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from jobs import fs, lake
+from jobs import fanout, fs, lake
 from jobs.config import Settings
 from jobs.contracts import Contract, source_contracts
 from jobs.faults import kill_point
@@ -931,6 +931,7 @@ def land_all(
 ) -> list[FileOutcome]:
     """Every source, then every stray file: what happened to each new file under landing/.
 
+    Sources land side by side (settings.source_threads); each writes only its own bronze table.
     One commit each for every source's quarantined rows and for the manifest,
     at the end: a crash before them is recovered by the next run (see
     _committed_before), so batching costs no safety.
@@ -938,9 +939,15 @@ def land_all(
     contracts = tuple(contracts if contracts is not None else source_contracts())
     delivered = delivered_files(settings)
     recorded = recorded_files(spark, settings)
+
+    def one(contract: Contract) -> tuple[list[FileOutcome], list[DataFrame]]:
+        rows: list[DataFrame] = []
+        return land_source(spark, settings, contract, batch_id, delivered, recorded, record=False, rows_out=rows), rows
+
     outcomes, rows = [], []
-    for contract in contracts:
-        outcomes += land_source(spark, settings, contract, batch_id, delivered, recorded, record=False, rows_out=rows)
+    for landed, quarantined in fanout.each(one, contracts, settings.source_threads, "land"):
+        outcomes += landed
+        rows += quarantined
     outcomes += land_unrecognised(spark, settings, batch_id, contracts, delivered, recorded, record=False)
     _record(spark, settings, outcomes, batch_id, rows)
     return outcomes
