@@ -1029,7 +1029,7 @@ def clean_all(
     A source that is stopped (supersede guard, conservation) does not stop the others; the run
     raises at the end naming every stopped source, so nothing downstream runs on a partial silver.
     The reference sources are cleaned first (every adapter looks geography up in them), then the
-    others side by side (settings.source_threads).
+    others side by side (settings.table_threads).
     """
     names = {c.name for c in source_contracts()}
     if rebuild_source not in (None, "all") and rebuild_source not in names:
@@ -1050,7 +1050,7 @@ def clean_all(
 
     reference = [c for c in ordered if c.kind == "reference"]
     others = [c for c in ordered if c.kind != "reference"]
-    outcomes = [one(c) for c in reference] + fanout.each(one, others, settings.source_threads, "clean")
+    outcomes = [one(c) for c in reference] + fanout.each(one, others, settings.table_threads, "clean")
     results = {c.name: r for c, r in zip(ordered, outcomes, strict=True) if not isinstance(r, CleanError)}
     stopped = [str(r) for r in outcomes if isinstance(r, CleanError)]
     books.record()  # every source's metrics, files and check, the failed ones' too, one commit each

@@ -29,8 +29,9 @@ class Settings:
     spark_master: str = "local[*]"
     jars_dir: Path = REPO_ROOT / ".cache" / "jars"
     shuffle_partitions: int = 4
-    # Sources landed and cleaned side by side (jobs.fanout); 1 works them one after another.
-    source_threads: int = 2
+    # Tables written side by side in one Spark session (jobs.fanout): each source's bronze when
+    # landing, its history and silver when cleaning. 1: one at a time.
+    table_threads: int = 2
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -43,7 +44,7 @@ class Settings:
             spark_master=env.get("PLACELAKE_SPARK_MASTER", "local[*]"),
             jars_dir=Path(env.get("PLACELAKE_JARS_DIR", str(REPO_ROOT / ".cache" / "jars"))),
             shuffle_partitions=int(env.get("PLACELAKE_SHUFFLE_PARTITIONS", "4")),
-            source_threads=int(env.get("PLACELAKE_SOURCE_THREADS", "2")),
+            table_threads=int(env.get("PLACELAKE_TABLE_THREADS", "2")),
         )
 
     def path(self, *parts: str) -> str:

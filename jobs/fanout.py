@@ -1,9 +1,10 @@
-"""Independent sources worked on side by side, in threads of one Spark session.
+"""Independent tables worked on side by side, in threads of one Spark session.
 
 A stage's time on a small or middling lake is mostly the driver's: planning,
-Delta's log, Python between jobs. While one source waits on those, another
-source's tasks can use the cores. Spark runs jobs from several threads of
-one session at once; each source writes only its own tables.
+Delta's log, Python between jobs. While one table waits on those, another
+table's tasks can use the cores. Spark runs jobs from several threads of one
+session at once; each piece of work writes only its own tables (a table two
+of them share takes one writer at a time: see clean._SHARED_WRITE).
 """
 
 from __future__ import annotations

@@ -931,7 +931,7 @@ def land_all(
 ) -> list[FileOutcome]:
     """Every source, then every stray file: what happened to each new file under landing/.
 
-    Sources land side by side (settings.source_threads); each writes only its own bronze table.
+    Sources land side by side (settings.table_threads); each writes only its own bronze table.
     One commit each for every source's quarantined rows and for the manifest,
     at the end: a crash before them is recovered by the next run (see
     _committed_before), so batching costs no safety.
@@ -945,7 +945,7 @@ def land_all(
         return land_source(spark, settings, contract, batch_id, delivered, recorded, record=False, rows_out=rows), rows
 
     outcomes, rows = [], []
-    for landed, quarantined in fanout.each(one, contracts, settings.source_threads, "land"):
+    for landed, quarantined in fanout.each(one, contracts, settings.table_threads, "land"):
         outcomes += landed
         rows += quarantined
     outcomes += land_unrecognised(spark, settings, batch_id, contracts, delivered, recorded, record=False)
