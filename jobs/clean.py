@@ -1035,7 +1035,8 @@ def clean_all(
     if rebuild_source not in (None, "all") and rebuild_source not in names:
         raise CleanError(f"no source named {rebuild_source!r} to rebuild (sources: {', '.join(sorted(names))})")
     # The postcode directory first: every other adapter looks geography up in it.
-    ordered = sorted(source_contracts(), key=lambda c: c.kind != "reference")
+    reference = [c for c in source_contracts() if c.kind == "reference"]
+    others = [c for c in source_contracts() if c.kind != "reference"]
     books = Bookkeeping(spark, settings, batch_id)
 
     def one(contract) -> dict[str, int] | CleanError:
@@ -1048,10 +1049,8 @@ def clean_all(
             log.error("%s", exc)
             return exc
 
-    reference = [c for c in ordered if c.kind == "reference"]
-    others = [c for c in ordered if c.kind != "reference"]
     outcomes = [one(c) for c in reference] + fanout.each(one, others, settings.table_threads, "clean")
-    results = {c.name: r for c, r in zip(ordered, outcomes, strict=True) if not isinstance(r, CleanError)}
+    results = {c.name: r for c, r in zip(reference + others, outcomes, strict=True) if not isinstance(r, CleanError)}
     stopped = [str(r) for r in outcomes if isinstance(r, CleanError)]
     books.record()  # every source's metrics, files and check, the failed ones' too, one commit each
     if stopped:

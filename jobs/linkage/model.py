@@ -261,9 +261,8 @@ def prediction_blocks(model: dict) -> list[tuple[str, ...]] | None:
     """
     blocks = []
     for rule in model.get("blocking_rules_to_generate_predictions", []):
-        sql = rule["blocking_rule"] if isinstance(rule, dict) else str(rule)
         columns = []
-        for term in re.split(r"\s+AND\s+", sql.strip(), flags=re.IGNORECASE):
+        for term in re.split(r"\s+AND\s+", rule["blocking_rule"].strip(), flags=re.IGNORECASE):
             found = _EQUALITY.fullmatch(term.strip())
             if not found or found[1] != found[2]:
                 return None
