@@ -37,8 +37,6 @@ from jobs.faults import kill_point
 log = logging.getLogger(__name__)
 
 SEVERITIES = ("warn", "drop", "fail")
-# Delta copies this session setting into the commit's userMetadata.
-_COMMIT_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
 # Counts only: no partial_unexpected_list, no unexpected index, no sample rows.
 RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 0, "include_unexpected_rows": False}
 
@@ -511,13 +509,8 @@ def publish(spark: SparkSession, settings: Settings, table: str, run_id: str | N
     ):
         log.info("gold.%s unchanged: stays at version %s", table, lake.version(spark, gold_path))
         return lake.version(spark, gold_path)
-    metadata = publish_metadata(run_id)
-    if metadata:
-        spark.conf.set(_COMMIT_METADATA, metadata)
-    try:
-        lake.replace(staged, gold_path)
-    finally:
-        spark.conf.unset(_COMMIT_METADATA)
+    # On the write itself, not the session's conf: nothing else committing meanwhile can pick it up.
+    lake.replace(staged, gold_path, user_metadata=publish_metadata(run_id))
     return lake.version(spark, gold_path)
 
 
