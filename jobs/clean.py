@@ -1031,12 +1031,13 @@ def clean_all(
     The reference sources are cleaned first (every adapter looks geography up in them), then the
     others side by side (settings.table_threads).
     """
-    names = {c.name for c in source_contracts()}
+    contracts = source_contracts()
+    names = {c.name for c in contracts}
     if rebuild_source not in (None, "all") and rebuild_source not in names:
         raise CleanError(f"no source named {rebuild_source!r} to rebuild (sources: {', '.join(sorted(names))})")
     # The postcode directory first: every other adapter looks geography up in it.
-    reference = [c for c in source_contracts() if c.kind == "reference"]
-    others = [c for c in source_contracts() if c.kind != "reference"]
+    reference = [c for c in contracts if c.kind == "reference"]
+    others = [c for c in contracts if c.kind != "reference"]
     books = Bookkeeping(spark, settings, batch_id)
 
     def one(contract) -> dict[str, int] | CleanError:
