@@ -52,7 +52,7 @@ def _land_due(source: str, run_id: str, due_by) -> dict:
     """One source's new files dated up to due_by (and undated files, which landing rejects and records)."""
     from jobs import land
     from jobs.contracts import source_contract
-    from jobs.pipeline import session, settings
+    from jobs.pipeline import landing_session, settings
 
     config = settings()
     due = [
@@ -63,7 +63,7 @@ def _land_due(source: str, run_id: str, due_by) -> dict:
     if not due or land.all_recorded(config, due):
         # Most hourly looks find nothing new: answered from the manifest without starting a JVM.
         return _nothing_landed()
-    outcomes = land.land_source(session(), config, source_contract(source), batch_id=run_id, delivered=due)
+    outcomes = land.land_source(landing_session(), config, source_contract(source), batch_id=run_id, delivered=due)
     return land.summarise(outcomes)
 
 

@@ -32,6 +32,8 @@ class Settings:
     # Tables written side by side in one Spark session (jobs.fanout): each source's bronze when
     # landing, its history and silver when cleaning. 1: one at a time.
     table_threads: int = 2
+    # Processes that parse delivered files side by side when landing on a local lake (see jobs.land.Parsers).
+    land_processes: int = 2
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -45,6 +47,7 @@ class Settings:
             jars_dir=Path(env.get("PLACELAKE_JARS_DIR", str(REPO_ROOT / ".cache" / "jars"))),
             shuffle_partitions=int(env.get("PLACELAKE_SHUFFLE_PARTITIONS", "4")),
             table_threads=int(env.get("PLACELAKE_TABLE_THREADS", "2")),
+            land_processes=int(env.get("PLACELAKE_LAND_PROCESSES", str(os.cpu_count() or 1))),
         )
 
     def path(self, *parts: str) -> str:

@@ -12,13 +12,16 @@ quarantined, and those rows cover every physical line after the header.
 
 The order of work per source: scan every new file on the driver (sha256,
 encoding, header, lines: one streaming pass each) and decide file-level
-outcomes; count each accepted file's records on the driver (a second pass,
-which must account for every physical line, and keeps the few rejected
-records); then parse in Spark (each file streamed by one Python worker,
-record-aware so quoted newlines stay inside their field) straight into one
-bronze commit, whose row count must equal the driver's; write the rejects the
-driver kept in one quarantine commit (a file with too many to keep is parsed
-again for them); and record every file in the manifest with one more commit.
+outcomes; then, on a lake on local disk (lands_locally), parse each accepted
+file once (csv or json module, record-aware so quoted newlines stay inside
+their field; big deliveries one file per worker process, side by side),
+check that its records span exactly the lines the scan counted, and write
+every new file's rows in one bronze commit by delta-rs, whose row count must
+equal the parse's; the source's rejects go into one quarantine commit and
+every file into the manifest, one commit more each for the whole landing.
+Landing a local lake needs no Spark. On any other lake (an object store,
+HDFS) the driver counts each file's records (keeping the few rejects) and
+Spark's Python workers parse the files into the bronze commit instead.
 """
 
 from __future__ import annotations
@@ -29,15 +32,20 @@ import functools
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import re
+import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from typing import NamedTuple
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -432,52 +440,77 @@ def parsed_schema(contract: Contract) -> T.StructType:
     )
 
 
-def _arrow_parser(contract: Contract):
-    """A mapInArrow function: file descriptors (path, sha256, delivery) in, parsed records out."""
-    schema = parsed_schema(contract)
-    arrow_schema = pa.schema([pa.field(f.name, pa.string() if f.name != "_line" else pa.int64()) for f in schema])
-    arrow_schema = arrow_schema.set(arrow_schema.get_field_index("_lines"), pa.field("_lines", pa.int32()))
-    names = contract.column_names
+def _arrow_schema(contract: Contract) -> pa.Schema:
+    fields = [pa.field(f.name, pa.string()) for f in parsed_schema(contract)]
+    schema = pa.schema(fields)
+    schema = schema.set(schema.get_field_index("_line"), pa.field("_line", pa.int64()))
+    return schema.set(schema.get_field_index("_lines"), pa.field("_lines", pa.int32()))
+
+
+def file_batches(contract: Contract, path: str, sha: str, delivery: str | None) -> Iterator[pa.RecordBatch]:
+    """Every record of one file, rejects included, as Arrow batches of parsed_schema (streamed, bounded memory)."""
+    arrow_schema = _arrow_schema(contract)
     read_records = record_reader(contract)
-    encoding = _text_encoding(contract)
-    blank = [None] * len(names)
+    blank = [None] * len(contract.column_names)
 
-    def batches_of_file(path: str, sha: str, delivery: str | None) -> Iterator[pa.RecordBatch]:
-        rows: list[list[str | None] | None] = []
-        line, reason, raw, span = [], [], [], []
-        with fs.open_text(path, encoding) as text:
-            for record in read_records(text):
-                rows.append(record.fields or blank)
-                line.append(record.line)
-                reason.append(record.reason)
-                raw.append(record.raw)
-                span.append(record.lines)
-                if len(rows) >= _BATCH_ROWS:
-                    yield _batch(rows, path, sha, delivery, line, reason, raw, span)
-                    rows, line, reason, raw, span = [], [], [], [], []
-        if rows:
-            yield _batch(rows, path, sha, delivery, line, reason, raw, span)
-
-    def _batch(rows, path, sha, delivery, line, reason, raw, span) -> pa.RecordBatch:
+    def batch(rows, line, reason, raw, span) -> pa.RecordBatch:
         n = len(rows)
         columns = list(zip(*rows, strict=True))  # rows to columns in C, not a Python loop per value
         arrays = [pa.array(c, pa.string()) for c in columns] + [
-            pa.array([path] * n, pa.string()),
+            pa.repeat(pa.scalar(path, pa.string()), n),
             pa.array(line, pa.int64()),
-            pa.array([sha] * n, pa.string()),
-            pa.array([delivery] * n, pa.string()),
+            pa.repeat(pa.scalar(sha, pa.string()), n),
+            pa.repeat(pa.scalar(delivery, pa.string()), n),
             pa.array(reason, pa.string()),
             pa.array(raw, pa.string()),
             pa.array(span, pa.int32()),
         ]
         return pa.RecordBatch.from_arrays(arrays, schema=arrow_schema)
 
+    rows: list[list[str | None]] = []
+    line, reason, raw, span = [], [], [], []
+    with fs.open_text(path, _text_encoding(contract)) as text:
+        for record in read_records(text):
+            rows.append(record.fields or blank)
+            line.append(record.line)
+            reason.append(record.reason)
+            raw.append(record.raw)
+            span.append(record.lines)
+            if len(rows) >= _BATCH_ROWS:
+                yield batch(rows, line, reason, raw, span)
+                rows, line, reason, raw, span = [], [], [], [], []
+    if rows:
+        yield batch(rows, line, reason, raw, span)
+
+
+def _arrow_parser(contract: Contract):
+    """A mapInArrow function: file descriptors (path, sha256, delivery) in, parsed records out."""
+
     def parse(descriptors: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for descriptor in descriptors:
             for row in descriptor.to_pylist():
-                yield from batches_of_file(row["path"], row["sha256"], row["delivery"])
+                yield from file_batches(contract, row["path"], row["sha256"], row["delivery"])
 
     return parse
+
+
+class Parsed(NamedTuple):
+    """One file parsed once: the rows for bronze, the rejects for quarantine, and the lines they all span."""
+
+    good: pa.Table  # contract columns + _META, values as delivered
+    rejects: pa.Table  # _line, _reject_reason, _raw
+    lines: int
+
+
+def parse_file(contract: Contract, path: str, sha: str, delivery: str | None) -> Parsed:
+    """Parse one whole file in this process (a landing worker's job): one pass, every record accounted for."""
+    parsed = pa.Table.from_batches(list(file_batches(contract, path, sha, delivery)), schema=_arrow_schema(contract))
+    rejected = pc.is_valid(parsed[REJECT])
+    return Parsed(
+        good=parsed.filter(pc.invert(rejected)).select([*contract.column_names, *_META]),
+        rejects=parsed.filter(rejected).select(["_line", REJECT, "_raw"]),
+        lines=pc.sum(parsed["_lines"]).as_py() or 0,
+    )
 
 
 def parse_files(spark: SparkSession, contract: Contract, files: list[tuple[str, str, str | None]]) -> DataFrame:
@@ -552,6 +585,9 @@ def _record(
     # The outcome is part of the id: a file recorded as waiting for its contract
     # is recorded again when it lands, and that must not look like a retry.
     app_id = "manifest-" + _digest(f"{o.path}|{o.sha256}|{o.status}|{o.rule}" for o in outcomes)
+    if lands_locally(settings):
+        _record_local(settings, outcomes, batch_id, list(rows), app_id, landed_at)
+        return
     if rows:
         lake.append_once(
             functools.reduce(DataFrame.unionByName, rows), settings.path("lake", "quarantine", "rows"), app_id=app_id
@@ -566,6 +602,24 @@ def _record(
             app_id=app_id,
         )
     lake.append_once(manifest, settings.table("ops", "landing_manifest"), app_id=app_id)
+
+
+def _record_local(
+    settings: Settings, outcomes: list[FileOutcome], batch_id: str, rows: list[pa.Table], app_id: str, landed_at
+) -> None:
+    """_record by delta-rs, for a local lake: the same three commits, in the same order."""
+    if rows:
+        lake.append_once_local(pa.concat_tables(rows), settings.path("lake", "quarantine", "rows"), app_id)
+    landed_at = landed_at.replace(tzinfo=UTC)
+    manifest = pa.Table.from_pylist(
+        [{**asdict(o), "batch_id": batch_id, "landed_at": landed_at} for o in outcomes],
+        schema=_arrow_schema_of(MANIFEST_SCHEMA),
+    )
+    rejected = manifest.filter(pc.equal(manifest["status"], "rejected"))
+    if rejected.num_rows:
+        files = rejected.select([*QUARANTINE_FILES_COLUMNS, "landed_at"])
+        lake.append_once_local(files, settings.path("lake", "quarantine", "files"), app_id)
+    lake.append_once_local(manifest, settings.table("ops", "landing_manifest"), app_id)
 
 
 @dataclass(frozen=True)
@@ -641,8 +695,13 @@ def _committed_before(spark: SparkSession, bronze_path: str, source: str, shas: 
     manifest commit is found by the next attempt, while that commit is still
     among the table's latest: no table scan on the normal path.
     """
+    return _named_in(lake.recent_user_metadata(spark, bronze_path), source, shas)
+
+
+def _named_in(notes: list[str], source: str, shas: list[str]) -> set[str]:
+    """Hashes among shas that these bronze commit notes name for source."""
     found: set[str] = set()
-    for note in lake.recent_user_metadata(spark, bronze_path):
+    for note in notes:
         try:
             meta = json.loads(note)
         except ValueError:
@@ -733,20 +792,162 @@ def _rule(reason: str) -> str:
     return found.group(1) if found else ""
 
 
+def lands_locally(settings: Settings) -> bool:
+    """Whether landing parses in this machine's processes and commits by delta-rs (a lake on local disk).
+
+    Elsewhere (an object store, HDFS) Spark parses the files and commits: the same records, rows and
+    commits either way (tests/integration/test_landing.py lands one set of files both ways).
+    """
+    return settings.is_local()
+
+
+# A landing's share of one source smaller than this parses in the calling process:
+# starting the worker processes costs about a second.
+_POOL_MIN_BYTES = 8 << 20
+
+
+class Parsers:
+    """Where a source's files are parsed: here, or one file per worker process, side by side.
+
+    Python's csv and json parsers hold the GIL, so threads would take turns; processes use
+    every core. The pool starts on first need (spawned, not forked: this process may hold a
+    JVM gateway's threads) and stops on close().
+    """
+
+    def __init__(self, processes: int, min_bytes: int | None = None):
+        self.processes = processes
+        self.min_bytes = _POOL_MIN_BYTES if min_bytes is None else min_bytes
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def parse(self, contract: Contract, files: list[tuple[Delivered, FileScan]]) -> list[Parsed]:
+        """Each file parsed once, in the order given."""
+        jobs = [(d.path, scan.sha256, d.delivery) for d, scan in files]
+        if self.processes < 2 or sum(scan.text_size for _, scan in files) < self.min_bytes:
+            return [parse_file(contract, *job) for job in jobs]
+        with self._lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"))
+        futures = [self._pool.submit(parse_file, contract, *job) for job in jobs]
+        return [f.result() for f in futures]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def __enter__(self) -> Parsers:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+_ARROW_TYPES = {"string": pa.string(), "long": pa.int64(), "timestamp": pa.timestamp("us", tz="UTC")}
+
+
+def _arrow_schema_of(ddl: str) -> pa.Schema:
+    """The Arrow schema of a Spark DDL string of the types above: one declaration for both writers."""
+    return pa.schema([pa.field(n, _ARROW_TYPES[kind]) for n, kind in (c.split() for c in ddl.split(","))])
+
+
+def _quarantine_table(contract: Contract, d: Delivered, sha: str, rejects: pa.Table, batch_id: str) -> pa.Table:
+    """One file's rejected records shaped for quarantine/rows."""
+    n = rejects.num_rows
+    reasons = rejects[REJECT].to_pylist()
+    columns = {
+        "stage": pa.repeat(pa.scalar("land"), n),
+        "source": pa.repeat(pa.scalar(contract.name), n),
+        "source_file": pa.repeat(pa.scalar(d.path), n),
+        "line": rejects["_line"],
+        "file_sha256": pa.repeat(pa.scalar(sha), n),
+        "rule": pa.array([_rule(r) for r in reasons], pa.string()),
+        "reason": rejects[REJECT],
+        "raw": rejects["_raw"],
+        "batch_id": pa.repeat(pa.scalar(batch_id), n),
+    }
+    return pa.table(columns, schema=_arrow_schema_of(QUARANTINE_ROWS_SCHEMA))
+
+
+def _land_parsed_local(
+    settings: Settings,
+    contract: Contract,
+    accepted: list[tuple[Delivered, FileScan]],
+    batch_id: str,
+    parsers: Parsers,
+) -> tuple[dict[str, tuple[int, int]], list[pa.Table]]:
+    """_land_parsed on a local lake: each file parsed once by a worker process, bronze written by delta-rs.
+
+    Every record is checked twice against independent figures: the lines its file's records
+    span against the lines the byte scan counted (_reconcile), and the rows the bronze commit
+    wrote, by Delta's log, against the records parsed.
+    """
+    shas = [s.sha256 for _, s in accepted]
+    bronze_path = settings.table("bronze", contract.name)
+    rows_path = settings.path("lake", "quarantine", "rows")
+    in_bronze = _named_in(lake.recent_user_metadata_local(bronze_path), contract.name, shas)
+    in_quarantine = set()
+    if in_bronze:
+        log.warning(
+            "%s: %d file(s) reached bronze in an interrupted run; not writing them again", contract.name, len(in_bronze)
+        )
+        # Quarantine rows are written after bronze: only a file already in bronze can have them.
+        found = lake.read_local(
+            rows_path, ["file_sha256"], (ds.field("stage") == "land") & ds.field("file_sha256").isin(sorted(in_bronze))
+        )
+        in_quarantine = set() if found is None else set(found["file_sha256"].to_pylist())
+
+    parsed = dict(zip(shas, parsers.parse(contract, accepted), strict=True))
+    for d, scan in accepted:
+        _reconcile(contract, d, scan, parsed[scan.sha256].lines)
+    counts = {sha: (p.good.num_rows, p.rejects.num_rows) for sha, p in parsed.items()}
+
+    new = [sha for sha in shas if sha not in in_bronze]
+    if new:
+        good = pa.concat_tables([parsed[sha].good for sha in new])
+        landed_at = pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC"))
+        good = good.append_column("_landed_at", pa.repeat(landed_at, good.num_rows))
+        good = good.append_column("_batch_id", pa.repeat(pa.scalar(batch_id), good.num_rows))
+        app_id = f"land-{contract.name}-" + _digest(shas)
+        note = _commit_note(contract.name, new)
+        if lake.append_once_local(good, bronze_path, app_id, user_metadata=note, properties=BRONZE_PROPERTIES):
+            written = lake.last_commit_rows_local(bronze_path)
+            if written != good.num_rows:
+                raise RuntimeError(
+                    f"{contract.name}: bronze commit wrote {written} rows, the files hold {good.num_rows}"
+                )
+        kill_point("land.after_bronze")
+
+    rejects = [
+        _quarantine_table(contract, d, scan.sha256, parsed[scan.sha256].rejects, batch_id)
+        for d, scan in accepted
+        if counts[scan.sha256][1] and scan.sha256 not in in_quarantine
+    ]
+    return counts, rejects
+
+
 def _land_parsed(
     spark: SparkSession,
     settings: Settings,
     contract: Contract,
     accepted: list[tuple[Delivered, FileScan]],
     batch_id: str,
-) -> tuple[dict[str, tuple[int, int]], list[DataFrame]]:
+    parsers: Parsers | None = None,
+) -> tuple[dict[str, tuple[int, int]], list[DataFrame] | list[pa.Table]]:
     """Count on the driver (keeping rejects), then parse in Spark and write bronze.
+
+    On a local lake, _land_parsed_local instead (one parse per file, no Spark).
 
     Returns (landed, quarantined) by sha256, and the frames of rows to quarantine,
     which _record writes. Idempotent under retries: bronze commits carry txnAppId
     and name their files; a file already committed (the run crashed before the
     manifest) is not written again, nor are its quarantined rows.
     """
+    if lands_locally(settings):
+        if parsers is not None:
+            return _land_parsed_local(settings, contract, accepted, batch_id, parsers)
+        with Parsers(settings.land_processes) as own:
+            return _land_parsed_local(settings, contract, accepted, batch_id, own)
     shas = [s.sha256 for _, s in accepted]
     bronze_path = settings.table("bronze", contract.name)
     rows_path = settings.path("lake", "quarantine", "rows")
@@ -826,9 +1027,12 @@ def land_source(
     delivered: list[Delivered] | None = None,
     recorded: Recorded | None = None,
     record: bool = True,
-    rows_out: list[DataFrame] | None = None,
+    rows_out: list | None = None,
+    parsers: Parsers | None = None,
 ) -> list[FileOutcome]:
     """Land every file of one source not recorded before; the outcome of each, in delivery order.
+
+    spark may be None on a local lake (lands_locally): landing there starts no JVM.
 
     With record=False the caller writes the manifest and the quarantined rows,
     which go to rows_out (land_all: one commit of each for every source).
@@ -865,7 +1069,7 @@ def land_source(
         landed_before.add(scan.sha256)  # a second copy in this same batch is a duplicate too
         accepted.append((d, scan))
 
-    counts, rows = _land_parsed(spark, settings, contract, accepted, batch_id) if accepted else ({}, [])
+    counts, rows = _land_parsed(spark, settings, contract, accepted, batch_id, parsers) if accepted else ({}, [])
     for d, scan in accepted:
         landed, quarantined = counts.get(scan.sha256, (0, 0))
         bom = ("file.bom", "a UTF-8 byte order mark was removed; the file landed") if scan.bom else (None, None)
@@ -940,14 +1144,19 @@ def land_all(
     delivered = delivered_files(settings)
     recorded = recorded_files(spark, settings)
 
-    def one(contract: Contract) -> tuple[list[FileOutcome], list[DataFrame]]:
-        rows: list[DataFrame] = []
-        return land_source(spark, settings, contract, batch_id, delivered, recorded, record=False, rows_out=rows), rows
+    def one(contract: Contract) -> tuple[list[FileOutcome], list]:
+        rows: list = []
+        landed = land_source(
+            spark, settings, contract, batch_id, delivered, recorded, record=False, rows_out=rows, parsers=parsers
+        )
+        return landed, rows
 
     outcomes, rows = [], []
-    for landed, quarantined in fanout.each(one, contracts, settings.table_threads, "land"):
-        outcomes += landed
-        rows += quarantined
+    # One pool of parsing processes for every source: the threads feed it files.
+    with Parsers(settings.land_processes) as parsers:
+        for landed, quarantined in fanout.each(one, contracts, settings.table_threads, "land"):
+            outcomes += landed
+            rows += quarantined
     outcomes += land_unrecognised(spark, settings, batch_id, contracts, delivered, recorded, record=False)
     _record(spark, settings, outcomes, batch_id, rows)
     return outcomes

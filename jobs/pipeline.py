@@ -28,19 +28,24 @@ def session() -> SparkSession:
     return get_spark(settings())
 
 
+def landing_session() -> SparkSession | None:
+    """What landing needs: on a local lake no Spark at all (jobs.land.lands_locally), so no JVM starts."""
+    return None if land.lands_locally(settings()) else session()
+
+
 def run_land(run_id: str) -> dict:
     """Every source and every stray file in one go (the CLI and benchmarks)."""
-    return land.summarise(land.land_all(session(), settings(), batch_id=run_id))
+    return land.summarise(land.land_all(landing_session(), settings(), batch_id=run_id))
 
 
 def run_land_source(source: str, run_id: str) -> dict:
     """One source's new files: the landing DAG runs one of these per contract."""
-    return land.summarise(land.land_source(session(), settings(), source_contract(source), batch_id=run_id))
+    return land.summarise(land.land_source(landing_session(), settings(), source_contract(source), batch_id=run_id))
 
 
 def run_land_unrecognised(run_id: str) -> dict:
     """Files in folders no contract claims: recorded as rejected, never ignored."""
-    return land.summarise(land.land_unrecognised(session(), settings(), batch_id=run_id))
+    return land.summarise(land.land_unrecognised(landing_session(), settings(), batch_id=run_id))
 
 
 def run_clean(run_id: str, rebuild_source: str | None = None, rebuild_from: str | None = None) -> dict:

@@ -73,11 +73,11 @@ def _bad_day(settings: Settings) -> None:
     _deliver(settings, f"{gp}/2026-11-02/empty.csv", b"")
     _deliver(settings, f"{gp}/2026-11-02/header_only.csv", (GP_HEADER + "\n").encode())
     _deliver(settings, f"{gp}/2026-11-03/good_again.csv", GOOD)
-    _deliver(settings, f"{gp}/2026-11-03/truncated.csv.gz", gzip.compress(GOOD * 20)[:60])
+    _deliver(settings, f"{gp}/2026-11-03/truncated.csv.gz", gzip.compress(GOOD * 20, mtime=0)[:60])
     _deliver(
         settings,
         f"{gp}/2026-11-03/zipped.csv.gz",
-        gzip.compress((GP_HEADER + "\n" + GP_ROWS.splitlines(keepends=True)[0]).encode()),
+        gzip.compress((GP_HEADER + "\n" + GP_ROWS.splitlines(keepends=True)[0]).encode(), mtime=0),
     )
     _deliver(settings, f"{gp}/no_date.csv", GOOD.replace(b"R1,", b"R0,"))
     asc_header = "|".join(ASC.column_names)
@@ -268,15 +268,52 @@ def test_rejects_too_many_to_keep_on_the_driver_are_quarantined_the_same(spark, 
         rows = lake.read(spark, settings.path("lake", "quarantine", "rows"))
         return sorted((r.stage, r.source, r.line, r.rule, r.reason, r.raw) for r in rows.collect())
 
+    local = quarantined(tmp_path / "local")
+    monkeypatch.setattr(land, "lands_locally", lambda settings: False)  # the path a lake on an object store takes
     kept = quarantined(tmp_path / "kept")
     monkeypatch.setattr(land, "_KEPT_REJECTS", 2)  # three rejects: the file is parsed again in Spark for them
     parsed_again = quarantined(tmp_path / "parsed-again")
-    assert parsed_again == kept
+    assert parsed_again == kept == local
     assert [(line, rule, raw) for _, _, line, rule, _, raw in kept] == [
         (3, "row.ragged", "S2|ragged"),
         (4, "row.blank_line", ""),
         (5, "row.ragged", "S4|C4"),
     ]
+
+
+def _contents(spark, settings: Settings) -> dict[str, list[tuple]]:
+    """Every landing table's rows, with the home and the landing time taken out, in a fixed order."""
+    home = settings.home
+
+    def plain(row) -> tuple:
+        return tuple(v.replace(home, "<home>") if isinstance(v, str) else v for v in row)
+
+    tables = {
+        "manifest": settings.table("ops", "landing_manifest"),
+        "quarantine_rows": settings.path("lake", "quarantine", "rows"),
+        "quarantine_files": settings.path("lake", "quarantine", "files"),
+        **{f"bronze.{name}": path for name, path in lake.table_paths(settings, "bronze").items()},
+    }
+    found = {}
+    for name, path in tables.items():
+        frame = lake.read(spark, path)
+        frame = frame.drop(*[c for c in frame.columns if c in ("landed_at", "_landed_at")])
+        found[name] = (frame.dtypes, sorted((plain(r) for r in frame.collect()), key=repr))
+    return found
+
+
+def test_spark_lands_the_same_rows_in_the_same_tables(spark, bad_day, tmp_path, monkeypatch):
+    """A lake on an object store lands through Spark; on local disk, worker processes and delta-rs do."""
+    settings, _, _ = bad_day
+    elsewhere = _home(tmp_path)
+    _bad_day(elsewhere)
+    monkeypatch.setattr(land, "lands_locally", lambda settings: False)
+    land.land_all(spark, elsewhere, batch_id="bad-day", contracts=CONTRACTS)
+    by_spark, locally = _contents(spark, elsewhere), _contents(spark, settings)
+    assert sorted(by_spark) == sorted(locally)
+    for table in locally:
+        assert by_spark[table] == locally[table], table  # the same columns, types and rows
+    assert len(locally["bronze.gp_registrations"][1]) == 8  # good, embedded, bom and zipped: 3 + 3 + 1 + 1
 
 
 def test_files_waiting_for_a_contract_land_once_it_exists(spark, tmp_path):

@@ -207,3 +207,23 @@ def test_the_dags_jvm_free_look_skips_only_files_the_manifest_records_for_their_
     paths["a"].write_text("a, re-sent with other bytes\n")
     assert not all_recorded(settings, [due["a"]])
     assert not all_recorded(Settings(home="s3a://bucket/place"), [due["b"]])  # object stores: Spark decides
+
+
+def test_files_parsed_in_worker_processes_are_parsed_as_here(tmp_path):
+    """Landing parses big deliveries one file per worker process: the same rows, rejects and lines."""
+    from jobs.land import Delivered, Parsers
+
+    contract = source_contract("asc_services")
+    header = "|".join(contract.column_names)
+    files = []
+    for i, body in enumerate(["S1|C1||O'Brien|Zoë|01/02/1940|F|LK1 1AA|HOME_CARE|01/01/2025|\n", "S2|ragged\n\n"]):
+        path = tmp_path / f"asc_{i}.txt"
+        path.write_text(f"{header}\n{body}", encoding="utf-8")
+        files.append((Delivered(str(path), "asc_services", "2026-11-01"), scan_file(str(path))))
+    with Parsers(1) as here, Parsers(2, min_bytes=0) as workers:
+        in_process, in_workers = here.parse(contract, files), workers.parse(contract, files)
+        assert workers._pool is not None  # it really used processes
+    assert in_workers == in_process
+    assert [(p.good.num_rows, p.rejects.num_rows, p.lines) for p in in_process] == [(1, 0, 1), (0, 2, 2)]
+    assert in_process[0].good.column("surname").to_pylist() == ["O'Brien"]
+    assert in_process[1].rejects.column("_line").to_pylist() == [2, 3]
