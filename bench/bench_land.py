@@ -2,6 +2,7 @@
 of the same files, in the same JVM, in the same run.
 
     .venv/bin/python bench/bench_land.py [--people 100000] [--rounds 3] [--profile]
+        [--place PLACELAKE_HOME]   # land the files of a place generated before (skips generating)
 
 Generates a place once, then alternates rounds of (plain copy, landing into a
 fresh lake) so both see the same machine load; the figure is the ratio of the
@@ -78,14 +79,19 @@ def main() -> int:
     parser.add_argument("--people", type=int, default=int(os.environ.get("PLACELAKE_BENCH_PEOPLE", "100000")))
     parser.add_argument("--rounds", type=int, default=int(os.environ.get("PLACELAKE_BENCH_ROUNDS", "3")))
     parser.add_argument("--profile", action="store_true", help="also add up time per landing phase")
+    parser.add_argument("--place", help="PLACELAKE_HOME of a place generated before: its landing/ is landed")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="placelake-bench-land-"))
     try:
-        source = Settings.from_env({**os.environ, "PLACELAKE_HOME": str(work / "source")})
-        started = time.monotonic()
-        written = generate_place(source, people=args.people)
-        print(f"generated {args.people} people ({sum(written.values())} rows) in {time.monotonic() - started:.0f}s")
+        if args.place:
+            # --people then only labels the result: the place is what it was generated as.
+            source = Settings.from_env({**os.environ, "PLACELAKE_HOME": args.place})
+        else:
+            source = Settings.from_env({**os.environ, "PLACELAKE_HOME": str(work / "source")})
+            started = time.monotonic()
+            written = generate_place(source, people=args.people)
+            print(f"generated {args.people} people ({sum(written.values())} rows) in {time.monotonic() - started:.0f}s")
         contracts = source_contracts()
         files = fs.list_files(source.landing)
         spark = get_spark(source, app_name="placelake-bench-land")
@@ -125,6 +131,7 @@ def main() -> int:
                 ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
             ).stdout.strip(),
             "people": args.people,
+            "place": args.place,
             "files": len(files),
             "bytes": sum(f.size for f in files),
             "rows": rows,

@@ -43,8 +43,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from typing import NamedTuple
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -366,6 +368,9 @@ def _json_scalar(value) -> str | None:
     return json.dumps(value)
 
 
+_TEXT_TYPES = {str, type(None)}
+
+
 def _json_fields(text: str, names: list[str], known: set[str]) -> tuple[list[str | None] | None, str | None]:
     try:
         record = json.loads(text)
@@ -376,12 +381,14 @@ def _json_fields(text: str, names: list[str], known: set[str]) -> tuple[list[str
         return None, "row.unparseable: JSON nested too deeply"
     if not isinstance(record, dict):
         return None, "row.unparseable: a JSON line must be an object"
-    extra = sorted(set(record) - known)
-    if extra:
-        return None, f"row.unexpected_keys: {extra[:5]}"
-    if any(isinstance(record.get(n), dict | list) for n in names):
+    if not record.keys() <= known:
+        return None, f"row.unexpected_keys: {sorted(record.keys() - known)[:5]}"
+    values = list(map(record.get, names))
+    if set(map(type, values)) <= _TEXT_TYPES:
+        return values, None  # the usual record, strings and nulls only: nothing to convert
+    if any(isinstance(v, dict | list) for v in values):
         return None, "row.nested_value: contract columns hold scalars"
-    return [_json_scalar(record.get(n)) for n in names], None
+    return [_json_scalar(v) for v in values], None
 
 
 def jsonl_records(lines: Iterable[str], names: list[str]) -> Iterator[Record]:
@@ -504,6 +511,10 @@ class Parsed(NamedTuple):
 
 def parse_file(contract: Contract, path: str, sha: str, delivery: str | None) -> Parsed:
     """Parse one whole file in this process (a landing worker's job): one pass, every record accounted for."""
+    return _quote_free_csv(contract, path, sha, delivery) or _parsed_in_python(contract, path, sha, delivery)
+
+
+def _parsed_in_python(contract: Contract, path: str, sha: str, delivery: str | None) -> Parsed:
     parsed = pa.Table.from_batches(list(file_batches(contract, path, sha, delivery)), schema=_arrow_schema(contract))
     rejected = pc.is_valid(parsed[REJECT])
     return Parsed(
@@ -511,6 +522,95 @@ def parse_file(contract: Contract, path: str, sha: str, delivery: str | None) ->
         rejects=parsed.filter(rejected).select(["_line", REJECT, "_raw"]),
         lines=pc.sum(parsed["_lines"]).as_py() or 0,
     )
+
+
+def _quote_free_csv(contract: Contract, path: str, sha: str, delivery: str | None) -> Parsed | None:
+    """The file parsed by pyarrow's CSV reader (C++, many times Python's csv), or None: parse it in Python.
+
+    Only where the two cannot differ. With no quote character, no carriage return but
+    before a newline, no NUL and no blank line, every record is one physical line split
+    at the delimiter, exactly as csv_records splits it; pyarrow hands each line with the
+    wrong number of fields to _RaggedLines, with its line number, and every other line
+    is a row. Rows and rejects together must be every line after the header.
+    """
+    fmt, names = contract.format, contract.column_names
+    utf8 = codecs.lookup(_encoding(contract)).name == "utf-8"
+    if not (has_header(contract) and utf8 and len(names) > 1) or fs.is_gzip(path):
+        return None  # (one column: an empty line would be a null value to pyarrow, a blank line to csv)
+    data = b"".join(fs.read_chunks(path)).removeprefix(codecs.BOM_UTF8)
+    quote = fmt.get("quote", '"').encode()
+    if quote in data or b"\0" in data or data.count(b"\r") != data.count(b"\r\n"):
+        return None
+    if b"\n\n" in data or b"\n\r\n" in data:
+        return None  # pyarrow would read an empty line as a row of nulls
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    ragged = _RaggedLines(len(names))
+    try:
+        table = pacsv.read_csv(
+            pa.BufferReader(data),
+            # One thread: the reader then knows each line's number (a worker process per file is the parallelism).
+            read_options=pacsv.ReadOptions(skip_rows=1, column_names=names, use_threads=False),
+            parse_options=pacsv.ParseOptions(
+                delimiter=fmt["delimiter"],
+                quote_char=False,
+                escape_char=False,
+                ignore_empty_lines=False,
+                invalid_row_handler=ragged,
+            ),
+            # Values as delivered: only an empty field is null ("NA", "null" and " " stay text).
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names}, null_values=[""], strings_can_be_null=True
+            ),
+        ).combine_chunks()
+    except pa.ArrowInvalid:
+        return None  # a byte that is not UTF-8 after all: csv_records names it
+    n = table.num_rows
+    if ragged.unnumbered or n + len(ragged.line) != lines - 1 or _longest_field(table) > csv.field_size_limit():
+        return None  # (csv_records rejects a field over its limit as row.field_too_large)
+    good_lines = np.setdiff1d(np.arange(2, lines + 1, dtype=np.int64), np.array(ragged.line, dtype=np.int64))
+    meta = {
+        "_source_file": pa.repeat(pa.scalar(path), n),
+        "_line": pa.array(good_lines),
+        "_file_sha256": pa.repeat(pa.scalar(sha), n),
+        "_delivery": pa.repeat(pa.scalar(delivery, pa.string()), n),
+    }
+    for name, column in meta.items():
+        table = table.append_column(name, column)
+    rejects = pa.table(
+        {
+            "_line": pa.array(ragged.line, pa.int64()),
+            REJECT: pa.array(ragged.reason, pa.string()),
+            "_raw": pa.array(ragged.raw, pa.string()),
+        }
+    )
+    return Parsed(good=table, rejects=rejects, lines=lines - 1)
+
+
+class _RaggedLines:
+    """pyarrow's invalid_row_handler: each line with the wrong number of fields, named as csv_records names it."""
+
+    def __init__(self, width: int):
+        self.width = width
+        self.line: list[int] = []
+        self.reason: list[str] = []
+        self.raw: list[str] = []
+        self.unnumbered = False
+
+    def __call__(self, row) -> str:
+        if row.number is None:
+            self.unnumbered = True
+        blank = row.actual_columns == 1 and not row.text.strip()
+        self.line.append(row.number or 0)
+        self.reason.append(
+            "row.blank_line" if blank else f"row.ragged: {row.actual_columns} fields, contract has {self.width}"
+        )
+        self.raw.append(row.text)
+        return "skip"
+
+
+def _longest_field(table: pa.Table) -> int:
+    lengths = [pc.max(pc.utf8_length(column)).as_py() for column in table.columns]
+    return max([length for length in lengths if length is not None], default=0)
 
 
 def parse_files(spark: SparkSession, contract: Contract, files: list[tuple[str, str, str | None]]) -> DataFrame:

@@ -97,6 +97,8 @@ def test_json_lines_land_as_strings_and_bad_lines_are_quarantined():
         "not json\n",
         "[1, 2]\n",
         "\n",
+        '{"registration_id": "R7", "family_name": "Ng", "sex": null}\n',
+        '{"registration_id": "R8", "sex": true}\n',
     ]
     records = list(jsonl_records(lines, contract.column_names))
     assert [(r.line, r.reason) for r in records] == [
@@ -106,9 +108,13 @@ def test_json_lines_land_as_strings_and_bad_lines_are_quarantined():
         (4, "row.unparseable: not JSON (Expecting value)"),
         (5, "row.unparseable: a JSON line must be an object"),
         (6, "row.blank_line"),
+        (7, None),
+        (8, None),
     ]
     assert records[0].fields[:4] == ["R1", "0123456789", "O'Brien", None]
     assert records[0].fields[5] == "2"  # a JSON number lands as its text
+    assert records[6].fields[:3] == ["R7", None, "Ng"] and records[6].fields[5] is None
+    assert records[7].fields[5] == "true"  # and a boolean as its JSON text
 
 
 def test_file_checks_reject_with_a_named_rule(tmp_path):
@@ -227,3 +233,58 @@ def test_files_parsed_in_worker_processes_are_parsed_as_here(tmp_path):
     assert [(p.good.num_rows, p.rejects.num_rows, p.lines) for p in in_process] == [(1, 0, 1), (0, 2, 2)]
     assert in_process[0].good.column("surname").to_pylist() == ["O'Brien"]
     assert in_process[1].rejects.column("_line").to_pylist() == [2, 3]
+
+
+def _fast_and_slow(tmp_path, contract, body: bytes, name="f.txt"):
+    from jobs import land
+
+    path = tmp_path / name
+    path.write_bytes(body)
+    args = (contract, str(path), "sha", "2026-11-01")
+    return land._quote_free_csv(*args), land._parsed_in_python(*args)
+
+
+def test_a_quote_free_file_parsed_by_pyarrow_lands_as_pythons_csv_parses_it(tmp_path):
+    """pyarrow's CSV reader takes files that cannot be read two ways; rows, lines and rejects are csv_records'."""
+    contract = source_contract("asc_services")
+    header = "|".join(contract.column_names).encode()
+    bodies = {
+        "plain": b"S1|C1||O'Brien|Zo\xc3\xab|01/02/1940|F|LK1 1AA|HOME_CARE|01/01/2025|\n",
+        "awkward values kept as text": b"S2|C2|NA|null| |01/02/1940|F| LK1 1AA |HOME_CARE|01/01/2025|0\n",
+        "ragged rows and a line of spaces": b"S3|C3\nS4|C4||Ng|Mei|01/02/1940|F||HOME_CARE|01/01/2025||x\n   \n"
+        b"S5|C5||Ng|Mei|01/02/1940|F||HOME_CARE|01/01/2025|\n",
+        "CRLF and no final newline": b"S6|C6||Ng|Mei|01/02/1940|F||HOME_CARE|01/01/2025|\r\nS7|C7",
+    }
+    for what, body in bodies.items():
+        fast, slow = _fast_and_slow(tmp_path, contract, b"\xef\xbb\xbf" + header + b"\r\n" + body)
+        assert fast is not None, what
+        assert fast.good.to_pylist() == slow.good.to_pylist(), what
+        assert fast.rejects.to_pylist() == slow.rejects.to_pylist(), what
+        assert fast.lines == slow.lines, what
+    fast, _ = _fast_and_slow(tmp_path, contract, header + b"\n" + bodies["ragged rows and a line of spaces"])
+    assert [(r["_line"], r["_reject_reason"]) for r in fast.rejects.to_pylist()] == [
+        (2, "row.ragged: 2 fields, contract has 11"),
+        (3, "row.ragged: 12 fields, contract has 11"),
+        (4, "row.blank_line"),
+    ]
+
+
+def test_a_file_pyarrow_could_read_otherwise_is_left_to_pythons_csv(tmp_path):
+    contract = source_contract("asc_services")
+    header = "|".join(contract.column_names).encode() + b"\n"
+    row = b"S1|C1||Ng|Mei|01/02/1940|F||HOME_CARE|01/01/2025|\n"
+    for what, body in {
+        "a quote": b'S1|C1||"Ng|Jo"|Mei|01/02/1940|F||HOME_CARE|01/01/2025|\n',
+        "a blank line": row + b"\n" + row,
+        "a carriage return inside a line": b"S1|C1||Ng\rx|Mei|01/02/1940|F||HOME_CARE|01/01/2025|\n",
+        "a NUL": row.replace(b"Ng", b"N\x00g"),
+        "a field over csv's limit": row.replace(b"Ng", b"N" * 131_073),
+    }.items():
+        fast, slow = _fast_and_slow(tmp_path, contract, header + body)
+        assert fast is None, what
+        assert slow.lines >= 1, what
+    gz = tmp_path / "f.txt.gz"
+    gz.write_bytes(gzip.compress(header + row))
+    from jobs import land
+
+    assert land._quote_free_csv(contract, str(gz), "sha", None) is None
