@@ -100,15 +100,22 @@ def recent_user_metadata(spark: SparkSession, path: str, limit: int = 10) -> lis
 
 
 def append_once_local(
-    table: pa.Table, path: str, app_id: str, user_metadata: str | None = None, properties: dict | None = None
+    table: pa.Table,
+    path: str,
+    app_id: str,
+    user_metadata: str | None = None,
+    properties: dict | None = None,
+    row_group_rows: int | None = None,
 ) -> bool:
     """append_once by delta-rs; False (nothing written) when app_id was appended before.
 
     The (app_id, 0) transaction goes in the commit with the data, exactly as Spark's
     txnAppId does, so either writer skips a batch the other has already appended.
     An empty table still commits: the commit's metadata names what it landed.
+    row_group_rows: Spark splits a Parquet file between tasks only at row groups, and
+    delta-rs writes a commit as one file of one row group up to a million rows.
     """
-    from deltalake import CommitProperties, DeltaTable, write_deltalake
+    from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
     from deltalake.transaction import Transaction
 
     if DeltaTable.is_deltatable(path) and DeltaTable(path).transaction_version(app_id) is not None:
@@ -117,7 +124,10 @@ def append_once_local(
         custom_metadata={"userMetadata": user_metadata} if user_metadata is not None else None,
         app_transactions=[Transaction(app_id, 0)],
     )
-    write_deltalake(path, table, mode="append", configuration=properties, commit_properties=commit)
+    writer = WriterProperties(max_row_group_size=row_group_rows) if row_group_rows else None
+    write_deltalake(
+        path, table, mode="append", configuration=properties, commit_properties=commit, writer_properties=writer
+    )
     return True
 
 

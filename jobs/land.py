@@ -537,6 +537,7 @@ def _quote_free_csv(contract: Contract, path: str, sha: str, delivery: str | Non
     utf8 = codecs.lookup(_encoding(contract)).name == "utf-8"
     if not (has_header(contract) and utf8 and len(names) > 1) or fs.is_gzip(path):
         return None  # (one column: an empty line would be a null value to pyarrow, a blank line to csv)
+    # The whole file in memory: pyarrow reads it in one go (a delivery is tens to hundreds of MB).
     data = b"".join(fs.read_chunks(path)).removeprefix(codecs.BOM_UTF8)
     quote = fmt.get("quote", '"').encode()
     if quote in data or b"\0" in data or data.count(b"\r") != data.count(b"\r\n"):
@@ -565,8 +566,10 @@ def _quote_free_csv(contract: Contract, path: str, sha: str, delivery: str | Non
     except pa.ArrowInvalid:
         return None  # a byte that is not UTF-8 after all: csv_records names it
     n = table.num_rows
-    if ragged.unnumbered or n + len(ragged.line) != lines - 1 or _longest_field(table) > csv.field_size_limit():
-        return None  # (csv_records rejects a field over its limit as row.field_too_large)
+    if ragged.unnumbered or n + len(ragged.line) != lines - 1:
+        return None
+    if max(_longest_field(table), *map(len, ragged.raw), 0) > csv.field_size_limit():
+        return None  # csv_records rejects a field over its limit as row.field_too_large, ragged or not
     good_lines = np.setdiff1d(np.arange(2, lines + 1, dtype=np.int64), np.array(ragged.line, dtype=np.int64))
     meta = {
         "_source_file": pa.repeat(pa.scalar(path), n),
@@ -883,6 +886,11 @@ def _reconcile(contract: Contract, d: Delivered, scan: FileScan, lines: int) -> 
 BRONZE_PROPERTIES = {"delta.dataSkippingStatsColumns": "_file_sha256,_delivery,_line,_batch_id"}
 
 
+# Rows per Parquet row group in a bronze commit: clean's scan of a big delivery splits between
+# Spark's tasks there (a commit of up to 131,072 rows stays one group).
+_GROUP_ROWS = 131_072
+
+
 # A reject's rule is the dotted name its reason starts with (row.ragged: 7 fields, ...).
 _RULE = r"^([a-z_.0-9]+)"
 
@@ -1010,7 +1018,9 @@ def _land_parsed_local(
         good = good.append_column("_batch_id", pa.repeat(pa.scalar(batch_id), good.num_rows))
         app_id = f"land-{contract.name}-" + _digest(shas)
         note = _commit_note(contract.name, new)
-        if lake.append_once_local(good, bronze_path, app_id, user_metadata=note, properties=BRONZE_PROPERTIES):
+        if lake.append_once_local(
+            good, bronze_path, app_id, user_metadata=note, properties=BRONZE_PROPERTIES, row_group_rows=_GROUP_ROWS
+        ):
             written = lake.last_commit_rows_local(bronze_path)
             if written != good.num_rows:
                 raise RuntimeError(

@@ -279,6 +279,7 @@ def test_a_file_pyarrow_could_read_otherwise_is_left_to_pythons_csv(tmp_path):
         "a carriage return inside a line": b"S1|C1||Ng\rx|Mei|01/02/1940|F||HOME_CARE|01/01/2025|\n",
         "a NUL": row.replace(b"Ng", b"N\x00g"),
         "a field over csv's limit": row.replace(b"Ng", b"N" * 131_073),
+        "a ragged line with a field over csv's limit": row + b"S2|" + b"N" * 131_073 + b"\n",
     }.items():
         fast, slow = _fast_and_slow(tmp_path, contract, header + body)
         assert fast is None, what
