@@ -132,12 +132,11 @@ def append_once_local(
 
 
 def last_commit_rows_local(path: str) -> int:
-    """last_commit_rows by delta-rs: rows the table's latest commit wrote, from its log."""
+    """Rows the table's latest commit wrote, when delta-rs made it (append_once_local), from its log."""
     from deltalake import DeltaTable
 
     metrics = DeltaTable(path).history(1)[0].get("operationMetrics") or {}
-    # delta-rs names the figure num_added_rows; a commit Spark made names it numOutputRows.
-    return int(metrics.get("num_added_rows", metrics.get("numOutputRows", 0)))
+    return int(metrics.get("num_added_rows", 0))  # delta-rs's name for Spark's numOutputRows
 
 
 def recent_user_metadata_local(path: str, limit: int = 10) -> list[str]:

@@ -27,6 +27,7 @@ Spark's Python workers parse the files into the bronze commit instead.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import functools
 import hashlib
@@ -447,11 +448,27 @@ def parsed_schema(contract: Contract) -> T.StructType:
     )
 
 
+# Spark's types as Arrow's, by name: a DDL string says long, a StructType's simpleString bigint.
+_ARROW_TYPES = {
+    "string": pa.string(),
+    "long": pa.int64(),
+    "bigint": pa.int64(),
+    "int": pa.int32(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+}
+
+
+def _arrow_schema_of(columns: str | T.StructType) -> pa.Schema:
+    """The Arrow schema of a Spark schema (a DDL string or a StructType): one declaration for both writers."""
+    if isinstance(columns, str):
+        pairs = (c.split() for c in columns.split(","))
+    else:
+        pairs = ((f.name, f.dataType.simpleString()) for f in columns)
+    return pa.schema([pa.field(name, _ARROW_TYPES[kind]) for name, kind in pairs])
+
+
 def _arrow_schema(contract: Contract) -> pa.Schema:
-    fields = [pa.field(f.name, pa.string()) for f in parsed_schema(contract)]
-    schema = pa.schema(fields)
-    schema = schema.set(schema.get_field_index("_line"), pa.field("_line", pa.int64()))
-    return schema.set(schema.get_field_index("_lines"), pa.field("_lines", pa.int32()))
+    return _arrow_schema_of(parsed_schema(contract))
 
 
 def file_batches(contract: Contract, path: str, sha: str, delivery: str | None) -> Iterator[pa.RecordBatch]:
@@ -951,14 +968,6 @@ class Parsers:
         self.close()
 
 
-_ARROW_TYPES = {"string": pa.string(), "long": pa.int64(), "timestamp": pa.timestamp("us", tz="UTC")}
-
-
-def _arrow_schema_of(ddl: str) -> pa.Schema:
-    """The Arrow schema of a Spark DDL string of the types above: one declaration for both writers."""
-    return pa.schema([pa.field(n, _ARROW_TYPES[kind]) for n, kind in (c.split() for c in ddl.split(","))])
-
-
 def _quarantine_table(contract: Contract, d: Delivered, sha: str, rejects: pa.Table, batch_id: str) -> pa.Table:
     """One file's rejected records shaped for quarantine/rows."""
     n = rejects.num_rows
@@ -1054,10 +1063,8 @@ def _land_parsed(
     manifest) is not written again, nor are its quarantined rows.
     """
     if lands_locally(settings):
-        if parsers is not None:
-            return _land_parsed_local(settings, contract, accepted, batch_id, parsers)
-        with Parsers(settings.land_processes) as own:
-            return _land_parsed_local(settings, contract, accepted, batch_id, own)
+        with contextlib.nullcontext(parsers) if parsers else Parsers(settings.land_processes) as these:
+            return _land_parsed_local(settings, contract, accepted, batch_id, these)
     shas = [s.sha256 for _, s in accepted]
     bronze_path = settings.table("bronze", contract.name)
     rows_path = settings.path("lake", "quarantine", "rows")
