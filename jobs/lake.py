@@ -99,6 +99,27 @@ def recent_user_metadata(spark: SparkSession, path: str, limit: int = 10) -> lis
 # two cores). The tables are the same Delta tables either way: Spark reads, DELETEs and appends to them.
 
 
+# Spark's types as Arrow's, by name: a DDL string says long, a StructType's simpleString bigint.
+_ARROW_TYPES = {
+    "string": pa.string(),
+    "long": pa.int64(),
+    "bigint": pa.int64(),
+    "int": pa.int32(),
+    "double": pa.float64(),
+    "boolean": pa.bool_(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+}
+
+
+def arrow_schema(columns) -> pa.Schema:
+    """The Arrow schema of a Spark schema (a DDL string or a StructType): one declaration for both writers."""
+    if isinstance(columns, str):
+        pairs = (c.split() for c in columns.split(","))
+    else:
+        pairs = ((f.name, f.dataType.simpleString()) for f in columns)
+    return pa.schema([pa.field(name, _ARROW_TYPES[kind]) for name, kind in pairs])
+
+
 def append_once_local(
     table: pa.Table,
     path: str,
@@ -148,13 +169,25 @@ def recent_user_metadata_local(path: str, limit: int = 10) -> list[str]:
     return [c["userMetadata"] for c in DeltaTable(path).history(limit) if c.get("userMetadata")]
 
 
-def read_local(path: str, columns: list[str], where=None) -> pa.Table | None:
-    """Columns of a local table by delta-rs (where: a pyarrow.dataset expression); None if there is no table."""
+def read_local(path: str, columns: list[str] | None = None, where=None) -> pa.Table | None:
+    """Columns (default all) of a local table by delta-rs (where: a pyarrow.dataset expression); None if
+    there is no table."""
     from deltalake import DeltaTable
 
     if not DeltaTable.is_deltatable(path):
         return None
     return DeltaTable(path).to_pyarrow_dataset().to_table(columns=columns, filter=where)
+
+
+def replace_local(table: pa.Table, path: str, where: str, user_metadata: str | None = None) -> None:
+    """replace(where=...) by delta-rs: the rows matching where (a SQL predicate) give way to table, in one commit."""
+    from deltalake import CommitProperties, DeltaTable, write_deltalake
+
+    commit = CommitProperties(custom_metadata={"userMetadata": user_metadata} if user_metadata is not None else None)
+    if not DeltaTable.is_deltatable(path):
+        write_deltalake(path, table, mode="append", commit_properties=commit)
+        return
+    write_deltalake(path, table, mode="overwrite", predicate=where, commit_properties=commit)
 
 
 def upsert(spark: SparkSession, df: DataFrame, path: str, keys: list[str]) -> None:

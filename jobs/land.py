@@ -448,27 +448,8 @@ def parsed_schema(contract: Contract) -> T.StructType:
     )
 
 
-# Spark's types as Arrow's, by name: a DDL string says long, a StructType's simpleString bigint.
-_ARROW_TYPES = {
-    "string": pa.string(),
-    "long": pa.int64(),
-    "bigint": pa.int64(),
-    "int": pa.int32(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
-}
-
-
-def _arrow_schema_of(columns: str | T.StructType) -> pa.Schema:
-    """The Arrow schema of a Spark schema (a DDL string or a StructType): one declaration for both writers."""
-    if isinstance(columns, str):
-        pairs = (c.split() for c in columns.split(","))
-    else:
-        pairs = ((f.name, f.dataType.simpleString()) for f in columns)
-    return pa.schema([pa.field(name, _ARROW_TYPES[kind]) for name, kind in pairs])
-
-
 def _arrow_schema(contract: Contract) -> pa.Schema:
-    return _arrow_schema_of(parsed_schema(contract))
+    return lake.arrow_schema(parsed_schema(contract))
 
 
 def file_batches(contract: Contract, path: str, sha: str, delivery: str | None) -> Iterator[pa.RecordBatch]:
@@ -733,7 +714,7 @@ def _record_local(
     landed_at = landed_at.replace(tzinfo=UTC)
     manifest = pa.Table.from_pylist(
         [{**asdict(o), "batch_id": batch_id, "landed_at": landed_at} for o in outcomes],
-        schema=_arrow_schema_of(MANIFEST_SCHEMA),
+        schema=lake.arrow_schema(MANIFEST_SCHEMA),
     )
     rejected = manifest.filter(pc.equal(manifest["status"], "rejected"))
     if rejected.num_rows:
@@ -983,7 +964,7 @@ def _quarantine_table(contract: Contract, d: Delivered, sha: str, rejects: pa.Ta
         "raw": rejects["_raw"],
         "batch_id": pa.repeat(pa.scalar(batch_id), n),
     }
-    return pa.table(columns, schema=_arrow_schema_of(QUARANTINE_ROWS_SCHEMA))
+    return pa.table(columns, schema=lake.arrow_schema(QUARANTINE_ROWS_SCHEMA))
 
 
 def _land_parsed_local(

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from jobs import lake
-from jobs.config import REPO_ROOT
+from jobs import gate, lake
+from jobs.config import REPO_ROOT, Settings
 from jobs.contracts import gold_contracts, source_contracts, table_contract
 from jobs.gate import GateFailed, gate_all
 
@@ -266,8 +266,9 @@ def test_gate_blocks_a_broken_table_and_the_published_version_stays_readable(pip
     staging_path = place.table("staging/gold", "person")
     version_before = lake.version(spark, gold_path)
     rows_before = lake.read(spark, gold_path).count()
-    good_staging = lake.read(spark, staging_path).cache()
-    good_staging.count()
+    # Restored by version afterwards: a cached frame of the path would be refreshed by the overwrite.
+    good_version = lake.version(spark, staging_path)
+    good_staging = lake.read(spark, staging_path).localCheckpoint()
 
     broken = good_staging.unionByName(good_staging.limit(3))  # duplicate person_keys
     lake.replace(broken, staging_path)
@@ -285,7 +286,71 @@ def test_gate_blocks_a_broken_table_and_the_published_version_stays_readable(pip
         assert [(r.table, r.rule_id) for r in failed] == [("person", "person.person_key.unique")]
         assert failed[0].unexpected_count == 6
     finally:
-        lake.replace(good_staging, staging_path)
+        lake.replace(lake.read(spark, staging_path, version=good_version).localCheckpoint(), staging_path)
+        assert lake.read(spark, staging_path).select("person_key").distinct().count() == good_staging.count()
+
+
+def _damaged_staging(spark, place, home: Path) -> Settings:
+    """The run's gold (what its gate passed) staged again under home, broken so that rules of every kind
+    fail or drop rows."""
+    settings = Settings.from_env({"PLACELAKE_HOME": str(home)})
+    shutil.copytree(place.path("lake", "gold"), settings.path("lake", "staging", "gold"))
+    person = lake.read(spark, settings.table("staging/gold", "person")).orderBy("person_key").localCheckpoint()
+    gone = [r.person_key for r in person.limit(5).collect()]
+    # Five people missing (every table's person_exists, the cohort and place recounts), three twice (unique).
+    lake.replace(
+        person.where(~F.col("person_key").isin(gone)).unionByName(person.limit(8).offset(5)),
+        settings.table("staging/gold", "person"),
+    )
+    events = lake.read(spark, settings.table("staging/gold", "care_event")).orderBy("event_key").localCheckpoint()
+    numbered = events.withColumn("n", F.monotonically_increasing_id())
+    damaged = numbered.select(
+        F.when(F.col("n") < 2, F.lit("not-a-key")).otherwise(F.col("event_key")).alias("event_key"),  # pattern
+        *[c for c in events.columns if c not in ("event_key", "duration_days", "organisation")],
+        F.when(F.col("n").between(2, 4), F.lit(-1)).otherwise(F.col("duration_days")).alias("duration_days"),  # drop
+        F.when(F.col("n") == 5, F.lit("nowhere")).otherwise(F.col("organisation")).alias("organisation"),  # allowed
+    )
+    lake.replace(damaged.select(*events.columns), settings.table("staging/gold", "care_event"))
+    months = lake.read(spark, settings.table("staging/gold", "place_month")).orderBy("area_code", "month")
+    disclosed = months.limit(1).withColumn("residents", F.lit(3))  # a count in 1-7
+    lake.replace(
+        disclosed.unionByName(months.offset(1)).localCheckpoint(), settings.table("staging/gold", "place_month")
+    )
+    return settings
+
+
+def test_the_gold_gate_finds_the_same_in_memory_as_on_spark(pipeline_run, spark, place, tmp_path, monkeypatch):
+    """On local disk the gold gate validates with GX's pandas engine and DuckDB; elsewhere on Spark.
+    Both must reach the same verdict on every rule, with the same counts, and drop the same rows."""
+
+    def gated(settings: Settings) -> tuple[str, list, list[tuple], int]:
+        with pytest.raises(GateFailed) as failed:
+            gate_all(spark, settings, run_id="both-ways")
+        results = lake.read(spark, settings.table("ops", "dq_results")).drop("validated_at").collect()
+        quarantined = lake.read(spark, settings.path("lake", "quarantine", "rows")).select("stage", "source", "rule")
+        kept = lake.read(spark, settings.table("staging/gold", "care_event")).count()
+        return str(failed.value), sorted(results), sorted(tuple(r) for r in quarantined.collect()), kept
+
+    locally = gated(_damaged_staging(spark, place, tmp_path / "local"))
+    monkeypatch.setattr(gate, "gates_locally", lambda settings: False)  # the path a lake on an object store takes
+    by_spark = gated(_damaged_staging(spark, place, tmp_path / "spark"))
+    assert by_spark == locally
+    message, results, quarantined, _ = locally
+    failed = {(r.table, r.rule_id): r.unexpected_count for r in results if not r.success}
+    assert {
+        ("care_event", "care_event.person_exists"),
+        ("care_event", "care_event.event_key.pattern"),
+        ("care_event", "care_event.organisation.allowed"),
+        ("care_event", "care_event.end_not_before_start"),
+        ("person", "person.person_key.unique"),
+        ("place_month", "place_month.disclosure_control"),
+        ("place_month", "place_month.agrees_with_care_event"),
+    } <= set(failed), sorted(failed)
+    assert failed[("care_event", "care_event.event_key.pattern")] == 2
+    assert failed[("care_event", "care_event.end_not_before_start")] == 3
+    assert failed[("person", "person.person_key.unique")] == 6
+    assert quarantined == [("gate.gold", "care_event", "care_event.end_not_before_start")] * 3
+    assert "care_event.person_exists" in message
 
 
 def test_report_renders_offline_in_a_real_browser(pipeline_run, place):

@@ -1,11 +1,12 @@
 from dataclasses import replace
 
+import duckdb
 import pytest
 
 from jobs import lake
 from jobs.config import Settings
 from jobs.contracts import table_contract
-from jobs.gate import RuleResult, check, contract_rules, handwritten_rules, record_all_results
+from jobs.gate import RuleResult, check, contract_rules, handwritten_rules, record_all_results, validate_local
 
 
 @pytest.fixture
@@ -127,8 +128,10 @@ def test_generated_predicates_find_exactly_the_rows_the_expectation_flags(spark)
     assert flagged["care_event.event_type.allowed"] == 0
 
 
-def test_row_rules_count_their_rows_whether_or_not_they_query_another_table(spark, postcode_rules):
-    """A plain predicate runs inside GX's shared aggregate pass; one with a subquery runs as its own query."""
+@pytest.mark.parametrize("engine", ["spark", "in memory"])
+def test_row_rules_count_their_rows_whether_or_not_they_query_another_table(spark, postcode_rules, engine):
+    """On Spark a plain predicate and one with a subquery both count their rows in GX's shared
+    aggregate pass; in memory (GX's pandas engine) each counts them in DuckDB, in Spark's SQL."""
     postcode_rules(
         """
 rules:
@@ -142,7 +145,7 @@ rules:
     severity: fail
 """
     )
-    spark.createDataFrame([("E01090001",)], "lsoa_code string").createOrReplaceTempView("test_closed_lsoas")
+    closed = spark.createDataFrame([("E01090001",)], "lsoa_code string")
     frame = spark.createDataFrame(
         [
             ("LK1 1AA", "E01090000", "E05009000", "Castle", 1, False),
@@ -152,25 +155,35 @@ rules:
         ],
         "postcode string, lsoa_code string, ward_code string, ward_name string, imd_decile int, terminated boolean",
     )
-    verdict, _ = check(frame, table_contract("silver", "postcode"), quarantine_batch="run-1")
+    contract = table_contract("silver", "postcode")
+    if engine == "spark":
+        closed.createOrReplaceTempView("test_closed_lsoas")
+        results = check(frame, contract, quarantine_batch="run-1")[0].results
+    else:
+        sql = duckdb.connect()
+        sql.register("test_closed_lsoas", closed.toArrow())
+        results = validate_local(frame.toArrow(), contract, sql)
 
-    by_rule = {r.rule_id: r for r in verdict.results}
+    by_rule = {r.rule_id: r for r in results}
     assert (by_rule["postcode.deprived"].success, by_rule["postcode.deprived"].unexpected_count) == (False, 2)
     assert (by_rule["postcode.closed_lsoa"].success, by_rule["postcode.closed_lsoa"].unexpected_count) == (False, 2)
-    assert verdict.failed_rules == ["postcode.closed_lsoa"]
+    assert [r.rule_id for r in results if not r.success and r.severity == "fail"] == ["postcode.closed_lsoa"]
 
 
-def test_validating_a_table_again_in_the_same_run_replaces_its_results_and_nothing_else(spark, tmp_path):
+@pytest.mark.parametrize("writers", [("spark",) * 4, ("delta-rs",) * 4, ("spark", "delta-rs", "spark", "delta-rs")])
+def test_validating_a_table_again_in_the_same_run_replaces_its_results_and_nothing_else(spark, tmp_path, writers):
+    """Spark writes the results of a silver check; on a local lake delta-rs writes a gold gate's."""
     settings = Settings.from_env({"PLACELAKE_HOME": str(tmp_path)})
+    sessions = iter(spark if writer == "spark" else None for writer in writers)
 
     def result(rule_id, success):
         return RuleResult(rule_id, "unexpected_rows", "fail", success, 10, 0 if success else 1, None, None)
 
-    record_all_results(spark, settings, "run-1", [("gold", "person", [result("a", True)])])
-    record_all_results(spark, settings, "run-2", [("gold", "person", [result("a", False)])])
-    record_all_results(spark, settings, "run-2", [("gold", "care_event", [result("b", True)])])
+    record_all_results(next(sessions), settings, "run-1", [("gold", "person", [result("a", True)])])
+    record_all_results(next(sessions), settings, "run-2", [("gold", "person", [result("a", False)])])
+    record_all_results(next(sessions), settings, "run-2", [("gold", "care_event", [result("b", True)])])
     # The person gate is run again in run-2: its rows for run-2 are replaced, whatever rules they had.
-    record_all_results(spark, settings, "run-2", [("gold", "person", [result("c", True)])])
+    record_all_results(next(sessions), settings, "run-2", [("gold", "person", [result("c", True)])])
 
     stored = lake.read(spark, settings.table("ops", "dq_results")).select("run_id", "table", "rule_id", "success")
     assert sorted(tuple(r) for r in stored.collect()) == [
