@@ -34,6 +34,8 @@ class Settings:
     table_threads: int = 2
     # Processes that parse delivered files side by side when landing on a local lake (see jobs.land.Parsers).
     land_processes: int = 2
+    # Staged gold (Parquet bytes) up to which a local lake's gold gate validates in memory (jobs.gate).
+    gate_memory_bytes: int = 2 * 2**30
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -48,6 +50,7 @@ class Settings:
             shuffle_partitions=int(env.get("PLACELAKE_SHUFFLE_PARTITIONS", "4")),
             table_threads=int(env.get("PLACELAKE_TABLE_THREADS", "2")),
             land_processes=int(env.get("PLACELAKE_LAND_PROCESSES", str(os.cpu_count() or 1))),
+            gate_memory_bytes=int(env.get("PLACELAKE_GATE_MEMORY_BYTES", str(2 * 2**30))),
         )
 
     def path(self, *parts: str) -> str:

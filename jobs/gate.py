@@ -692,9 +692,10 @@ def _check_tables(spark, settings, run_id, contracts, check_one, stamp=None) -> 
     return summary
 
 
-def gates_locally(settings: Settings) -> bool:
-    """Whether the gold gate validates in memory (a lake on local disk) rather than on Spark."""
-    return settings.is_local()
+def gates_locally(settings: Settings, paths: list[str]) -> bool:
+    """Whether the gold gate validates in memory rather than on Spark: a lake on local disk whose
+    staged tables' files add up to no more than settings.gate_memory_bytes."""
+    return settings.is_local() and lake.size_local(paths) <= settings.gate_memory_bytes
 
 
 def gate_all(spark: SparkSession, settings: Settings, run_id: str) -> dict[str, dict]:
@@ -705,7 +706,7 @@ def gate_all(spark: SparkSession, settings: Settings, run_id: str) -> dict[str, 
     contracts = list(gold_contracts())
     path_of = lambda c: settings.table("staging/gold", c.name)  # noqa: E731
     try:
-        if gates_locally(settings):
+        if gates_locally(settings, [path_of(c) for c in contracts]):
             return _gate_tables_locally(spark, settings, run_id, contracts, path_of, "staging_")
         return _gate_tables(spark, settings, run_id, contracts, path_of, "staging_")
     except GateFailed as exc:

@@ -179,6 +179,18 @@ def read_local(path: str, columns: list[str] | None = None, where=None) -> pa.Ta
     return DeltaTable(path).to_pyarrow_dataset().to_table(columns=columns, filter=where)
 
 
+def size_local(paths: list[str]) -> int:
+    """Bytes of the data files in the current versions of these local tables (from their logs)."""
+    import pyarrow.compute as pc
+    from deltalake import DeltaTable
+
+    return sum(
+        pc.sum(pa.table(DeltaTable(p).get_add_actions()).column("size_bytes")).as_py() or 0
+        for p in paths
+        if DeltaTable.is_deltatable(p)
+    )
+
+
 def replace_local(table: pa.Table, path: str, where: str, user_metadata: str | None = None) -> None:
     """replace(where=...) by delta-rs: the rows matching where (a SQL predicate) give way to table, in one commit."""
     from deltalake import CommitProperties, DeltaTable, write_deltalake

@@ -290,10 +290,10 @@ def test_gate_blocks_a_broken_table_and_the_published_version_stays_readable(pip
         assert lake.read(spark, staging_path).select("person_key").distinct().count() == good_staging.count()
 
 
-def _damaged_staging(spark, place, home: Path) -> Settings:
+def _damaged_staging(spark, place, home: Path, **env: str) -> Settings:
     """The run's gold (what its gate passed) staged again under home, broken so that rules of every kind
     fail or drop rows."""
-    settings = Settings.from_env({"PLACELAKE_HOME": str(home)})
+    settings = Settings.from_env({"PLACELAKE_HOME": str(home), **env})
     shutil.copytree(place.path("lake", "gold"), settings.path("lake", "staging", "gold"))
     person = lake.read(spark, settings.table("staging/gold", "person")).orderBy("person_key").localCheckpoint()
     gone = [r.person_key for r in person.limit(5).collect()]
@@ -331,9 +331,19 @@ def test_the_gold_gate_finds_the_same_in_memory_as_on_spark(pipeline_run, spark,
         kept = lake.read(spark, settings.table("staging/gold", "care_event")).count()
         return str(failed.value), sorted(results), sorted(tuple(r) for r in quarantined.collect()), kept
 
-    locally = gated(_damaged_staging(spark, place, tmp_path / "local"))
-    monkeypatch.setattr(gate, "gates_locally", lambda settings: False)  # the path a lake on an object store takes
-    by_spark = gated(_damaged_staging(spark, place, tmp_path / "spark"))
+    in_memory, gate_in_memory = [], gate._gate_tables_locally
+
+    def spied(spark, settings, *args):
+        in_memory.append(settings.home)
+        return gate_in_memory(spark, settings, *args)
+
+    monkeypatch.setattr(gate, "_gate_tables_locally", spied)
+    local = _damaged_staging(spark, place, tmp_path / "local")
+    locally = gated(local)
+    # With more staged gold than PLACELAKE_GATE_MEMORY_BYTES (here 0: any) it is validated on Spark, as on an
+    # object store.
+    by_spark = gated(_damaged_staging(spark, place, tmp_path / "spark", PLACELAKE_GATE_MEMORY_BYTES="0"))
+    assert in_memory == [local.home]
     assert by_spark == locally
     message, results, quarantined, _ = locally
     failed = {(r.table, r.rule_id): r.unexpected_count for r in results if not r.success}

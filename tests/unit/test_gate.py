@@ -6,7 +6,15 @@ import pytest
 from jobs import lake
 from jobs.config import Settings
 from jobs.contracts import table_contract
-from jobs.gate import RuleResult, check, contract_rules, handwritten_rules, record_all_results, validate_local
+from jobs.gate import (
+    RuleResult,
+    check,
+    contract_rules,
+    gates_locally,
+    handwritten_rules,
+    record_all_results,
+    validate_local,
+)
 
 
 @pytest.fixture
@@ -191,6 +199,17 @@ def test_validating_a_table_again_in_the_same_run_replaces_its_results_and_nothi
         ("run-2", "care_event", "b", True),
         ("run-2", "person", "c", True),
     ]
+
+
+def test_gold_is_validated_in_memory_only_on_local_disk_and_within_its_memory_budget(spark, tmp_path):
+    settings = Settings.from_env({"PLACELAKE_HOME": str(tmp_path)})
+    path = settings.table("staging/gold", "person")
+    spark.range(1000).write.format("delta").save(path)
+    size = lake.size_local([path])
+    assert size > 1000
+    assert gates_locally(settings, [path])
+    assert not gates_locally(replace(settings, gate_memory_bytes=size - 1), [path])
+    assert not gates_locally(replace(settings, home="s3a://bucket/place"), [])
 
 
 def test_no_rule_asks_gx_for_offending_values_only_for_counts():
