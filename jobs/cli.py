@@ -367,14 +367,14 @@ def cmd_link(args: argparse.Namespace, settings: Settings) -> int:
     started = time.monotonic()
     spark = get_spark(settings, app_name="placelake-link")
     try:
-        result = link_files(spark, [Path(p) for p in args.input], Path(args.output))
+        result = link_files(spark, [Path(p) for p in args.input], Path(args.output), engine=settings.link_engine)
     except LinkInputError as exc:
         print(f"placelake link: {exc}", file=sys.stderr)
         return 2
     print(
         f"linked {result['files']} files ({result['identities']} distinct identities) in {time.monotonic() - started:.0f}s"
     )
-    print(f"  compared: {', '.join(result['compared']) or 'nothing but record_id'}")
+    print(f"  compared: {', '.join(result['compared']) or 'nothing but record_id'} (Splink on {result['engine']})")
     for metric, group, value in result["metrics"]:
         shown = f"{value:.4f}" if "rate" in metric or "share" in metric else f"{value:.0f}"
         print(f"  {metric:<26}{group:<24}{shown:>10}")

@@ -36,6 +36,9 @@ class Settings:
     land_processes: int = 2
     # Staged gold (Parquet bytes) up to which a local lake's gold gate validates in memory (jobs.gate).
     gate_memory_bytes: int = 2 * 2**30
+    # Where Splink trains and scores (jobs.linkage.model.ENGINES): auto is DuckDB in the driver's process
+    # while Spark runs local[...], Spark on a cluster.
+    link_engine_choice: str = "auto"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -51,7 +54,12 @@ class Settings:
             table_threads=int(env.get("PLACELAKE_TABLE_THREADS", "2")),
             land_processes=int(env.get("PLACELAKE_LAND_PROCESSES", str(os.cpu_count() or 1))),
             gate_memory_bytes=int(env.get("PLACELAKE_GATE_MEMORY_BYTES", str(2 * 2**30))),
+            link_engine_choice=env.get("PLACELAKE_LINK_ENGINE", "auto"),
         )
+
+    def __post_init__(self) -> None:
+        if self.link_engine_choice not in ("auto", "spark", "duckdb"):
+            raise ValueError(f"PLACELAKE_LINK_ENGINE={self.link_engine_choice!r}: expected auto, spark or duckdb")
 
     def path(self, *parts: str) -> str:
         return "/".join([self.home.rstrip("/"), *parts])
@@ -74,3 +82,10 @@ class Settings:
 
     def is_local(self) -> bool:
         return not _is_uri(self.home)
+
+    @property
+    def link_engine(self) -> str:
+        """spark or duckdb: PLACELAKE_LINK_ENGINE, or for auto, duckdb on a local Spark and spark on a cluster."""
+        if self.link_engine_choice != "auto":
+            return self.link_engine_choice
+        return "duckdb" if self.spark_master.startswith("local") else "spark"

@@ -5,8 +5,9 @@ The method (jobs/linkage/ holds the parts, jobs/linkage/linkage.yaml the setting
    collapsed before anything is compared;
 2. deterministic pass: identities sharing a valid NHS number link, unless
    their date of birth contradicts the number's usual one;
-3. probabilistic pass: a Splink model on Spark scores blocked pairs; pairs at
-   or above the configured threshold link;
+3. probabilistic pass: a Splink model scores blocked pairs; pairs at or above
+   the configured threshold link. Splink runs on DuckDB in this process when
+   Spark is local, on Spark when it is a cluster (Settings.link_engine);
 4. connected components of both passes are persons, and persons keep the
    person_id they had (jobs/linkage/ids.py): merges and splits go to
    silver/person_id_history.
@@ -182,10 +183,12 @@ def link_records(
     previous: DataFrame | None = None,
     previous_model: dict | None = None,
     present: set[str] = FEATURES,
+    engine: str = model.SPARK,
 ) -> Linked:
     """Link (source, record_id, identity fields) records; with a previous linkage, keep its person_ids.
 
     previous: (source, record_id, person_id, identity_id, method, match_probability) of the last run.
+    engine: where Splink trains and scores (model.ENGINES); everything else runs on Spark.
     Incremental when there is a previous linkage and model and the new identities are few enough.
     """
     started = time.monotonic()
@@ -219,7 +222,7 @@ def link_records(
     empty_edges = nhs_edges.limit(0)
     if mode == "full":
         if n_nodes > 1 and len(available) > 1:
-            scored, used_model = model.train_and_predict(spark, features, config, checkpoint_dir, available)
+            scored, used_model = model.train_and_predict(spark, features, config, checkpoint_dir, available, engine)
         else:
             scored, used_model = empty_edges, previous_model
         scored = scored.persist()
@@ -231,16 +234,17 @@ def link_records(
     else:
         used_model = previous_model
         scored = (
-            model.predict_new(spark, features, new_ids, previous_model, config, checkpoint_dir)
+            model.predict_new(spark, features, new_ids, previous_model, config, checkpoint_dir, engine)
             if n_new
             else empty_edges
         ).persist()
         clustered = _incremental_clusters(spark, record_ids, previous, new_ids, nhs_edges, scored, config)
     log.info(
-        "%s link: %d identities (%d new) scored and clustered in %.0fs",
+        "%s link: %d identities (%d new) scored by Splink on %s and clustered in %.0fs",
         mode,
         n_nodes,
         n_new,
+        engine,
         time.monotonic() - started,
     )
     assigned = (
@@ -414,6 +418,7 @@ def link_all(spark: SparkSession, settings: Settings, run_id: str, full: bool = 
         previous=previous,
         previous_model=None if full else _read_model(settings),
         present=SILVER_FEATURES,
+        engine=settings.link_engine,
     )
     try:
         if linked.mode == "full" and linked.model is not None:

@@ -102,8 +102,16 @@ def standardised(spark: SparkSession, inputs: list[InputFile]) -> DataFrame:
     )
 
 
-def link_files(spark: SparkSession, paths: list[Path], output: Path, config: LinkageConfig | None = None) -> dict:
-    """Link the files into output/links.csv; returns what it measured (counts and rates)."""
+def link_files(
+    spark: SparkSession,
+    paths: list[Path],
+    output: Path,
+    config: LinkageConfig | None = None,
+    engine: str = "spark",
+) -> dict:
+    """Link the files into output/links.csv; returns what it measured (counts and rates).
+
+    engine: where Splink trains and scores (jobs.linkage.model.ENGINES)."""
     from jobs.link import link_records
     from jobs.linkage.metrics import run_metrics
 
@@ -116,7 +124,9 @@ def link_files(spark: SparkSession, paths: list[Path], output: Path, config: Lin
     # Checkpointed: rows typed in from Python would otherwise be re-standardised inside every query plan.
     records = standardised(spark, inputs).localCheckpoint()
     try:
-        linked = link_records(spark, records, config, str(scratch), run_id="placelake-link", present=present)
+        linked = link_records(
+            spark, records, config, str(scratch), run_id="placelake-link", present=present, engine=engine
+        )
         rows = linked.links.select("source", "record_id", "person_id").orderBy("source", "record_id").collect()
         with open(output / "links.csv", "w", encoding="utf-8", newline="") as handle:
             writer = csv.writer(handle)
@@ -128,6 +138,7 @@ def link_files(spark: SparkSession, paths: list[Path], output: Path, config: Lin
     return {
         "files": len(inputs),
         "compared": sorted(present),
+        "engine": engine,
         "identities": linked.counts["identities"],
         "metrics": [(m, g, v) for m, _, g, v, _, _ in measured],
     }

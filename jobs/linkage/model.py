@@ -1,4 +1,4 @@
-"""The probabilistic pass: a Splink model on Spark, trained on the data it links.
+"""The probabilistic pass: a Splink model, trained on the data it links.
 
 Comparisons are written as Splink custom levels over the features of
 jobs.linkage.features, so each level says exactly what evidence it weighs.
@@ -6,13 +6,20 @@ m probabilities come from expectation maximisation, u probabilities from
 random pairs, the prior from the deterministic NHS-number rule; exact name
 matches carry term-frequency adjustments (a shared SMITH is weaker evidence
 than a shared ZIELINSKI).
+
+Splink runs the same model on either of two engines: Spark (a cluster), or
+DuckDB in this process (one machine, where Splink on Spark pays a Spark job's
+fixed cost for each of its dozens of intermediate tables). The features come
+in as a Spark DataFrame and the scored pairs go out as one either way.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import tempfile
 from collections.abc import Iterable
 from functools import reduce
 from typing import Any
@@ -26,6 +33,8 @@ from jobs.linkage.features import FEATURE_COLUMNS
 log = logging.getLogger(__name__)
 
 EDGE_COLUMNS = ["unique_id_l", "unique_id_r", "match_probability"]
+SPARK, DUCKDB = "spark", "duckdb"
+ENGINES = (SPARK, DUCKDB)
 TF_COLUMNS = ["given_name", "family_name"]
 # How Splink 5 words its refusal of an m or u probability that underflows float64.
 _UNDERFLOW = "below the minimum allowed value"
@@ -234,30 +243,97 @@ def train(linker, config: LinkageConfig, features: set[str]) -> None:
             log.warning("EM on the block %s drove an m probability to underflow: its estimates are not used", rule)
 
 
+class _Splink:
+    """One linkage's Splink backend: register Spark frames with it, get scored pairs back as Spark frames.
+
+    DuckDB runs in this process with at most half the machine's memory (the Spark driver shares it),
+    spilling what does not fit to checkpoint_dir.
+    """
+
+    def __init__(self, spark: SparkSession, engine: str, checkpoint_dir: str, config: LinkageConfig) -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"unknown linkage engine {engine!r}: one of {', '.join(ENGINES)}")
+        self.spark, self.engine = spark, engine
+        if engine == SPARK:
+            self.api = spark_api(spark, checkpoint_dir, config.break_lineage)
+            return
+        import duckdb
+        from splink import DuckDBAPI
+
+        spill = checkpoint_dir if "://" not in checkpoint_dir else tempfile.mkdtemp(prefix="placelake-duckdb-")
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+        self.api = DuckDBAPI(
+            duckdb.connect(config={"memory_limit": f"{memory >> 20}MB", "temp_directory": f"{spill}/duckdb"})
+        )
+
+    def register(self, frame: DataFrame):
+        return self.api.register(frame if self.engine == SPARK else frame.toArrow())
+
+    def edges(self, predictions) -> DataFrame:
+        if self.engine == SPARK:
+            return predictions.as_spark_dataframe().select(*EDGE_COLUMNS)
+        table = predictions.as_pyarrow_table().select(EDGE_COLUMNS).cast(_edge_schema())
+        return self.spark.createDataFrame(table)
+
+    def linker(self, features: DataFrame, model):
+        from splink import Linker
+
+        return Linker(self.register(features), model, log_level=logging.WARNING)
+
+
+def _edge_schema():
+    import pyarrow as pa
+
+    return pa.schema([("unique_id_l", pa.string()), ("unique_id_r", pa.string()), ("match_probability", pa.float64())])
+
+
+def in_dialect(model: dict, dialect: str) -> dict:
+    """A saved Splink model with its comparison levels' SQL written for another engine.
+
+    Models are kept in Spark's dialect (lake/ops/linkage_model/model.json), whichever engine trained them.
+    """
+    import sqlglot
+
+    names = _DUCKDB_NAMES if dialect == DUCKDB else {duck: spark for spark, duck in _DUCKDB_NAMES.items()}
+    translated = json.loads(json.dumps(model))
+    translated["sql_dialect"] = dialect
+    for rule in translated.get("blocking_rules_to_generate_predictions", []):
+        if rule.get("sql_dialect", dialect) != dialect:
+            rule["blocking_rule"] = sqlglot.transpile(rule["blocking_rule"], read=rule["sql_dialect"], write=dialect)[0]
+            rule["sql_dialect"] = dialect
+    for comparison in translated.get("comparisons", []):
+        for level in comparison.get("comparison_levels", []):
+            for old, new in names.items():
+                level["sql_condition"] = level["sql_condition"].replace(old, new)
+    return translated
+
+
 def train_and_predict(
-    spark: SparkSession, features: DataFrame, config: LinkageConfig, checkpoint_dir: str, available: set[str]
+    spark: SparkSession,
+    features: DataFrame,
+    config: LinkageConfig,
+    checkpoint_dir: str,
+    available: set[str],
+    engine: str = SPARK,
 ) -> tuple[DataFrame, dict]:
     """Full link: train on every identity, score every blocked pair at or above the review floor.
 
-    Returns (edges: unique_id_l, unique_id_r, match_probability; the trained model as a dict).
+    Returns (edges: unique_id_l, unique_id_r, match_probability; the trained model as a dict, in Spark's dialect).
     """
-    from splink import Linker
-
-    db_api = spark_api(spark, checkpoint_dir, config.break_lineage)
-    linker = Linker(db_api.register(features), splink_settings(config, available), log_level=logging.WARNING)
+    splink = _Splink(spark, engine, checkpoint_dir, config)
+    linker = splink.linker(features, splink_settings(config, available, dialect=engine))
     train(linker, config, available)
     predictions = linker.inference.predict(threshold_match_probability=config.review_floor)
-    edges = predictions.as_spark_dataframe().select(*EDGE_COLUMNS)
-    return edges, linker.misc.save_model_to_json()
+    return splink.edges(predictions), in_dialect(linker.misc.save_model_to_json(), SPARK)
 
 
-_EQUALITY = re.compile(r"\(?\s*l\.`?(\w+)`?\s*=\s*r\.`?(\w+)`?\s*\)?")
+_EQUALITY = re.compile(r'\(?\s*l\.[`"]?(\w+)[`"]?\s*=\s*r\.[`"]?(\w+)[`"]?\s*\)?')
 
 
 def prediction_blocks(model: dict) -> list[tuple[str, ...]] | None:
     """The column sets of a model's prediction blocking rules; None if any rule is more than equalities.
 
-    Splink writes block_on(a, b) as (l.`a` = r.`a`) AND (l.`b` = r.`b`).
+    Splink writes block_on(a, b) as (l.`a` = r.`a`) AND (l.`b` = r.`b`), with double quotes in DuckDB's dialect.
     """
     blocks = []
     for rule in model.get("blocking_rules_to_generate_predictions", []):
@@ -305,15 +381,14 @@ def predict_new(
     model: dict,
     config: LinkageConfig,
     checkpoint_dir: str,
+    engine: str = SPARK,
 ) -> DataFrame:
     """Incremental link: score new identities against each other and against every existing one.
 
     The trained model is reused as it is; term frequencies come from all identities.
     """
-    from splink import Linker
-
-    db_api = spark_api(spark, checkpoint_dir, config.break_lineage)
-    linker = Linker(db_api.register(features), model, log_level=logging.WARNING)
+    splink = _Splink(spark, engine, checkpoint_dir, config)
+    linker = splink.linker(features, in_dialect(model, engine))
     for column in TF_COLUMNS:
         if f"{column}_l" in json.dumps(model):
             linker.table_management.compute_tf_table(column)
@@ -321,18 +396,14 @@ def predict_new(
     existing = blocking_candidates(
         features.join(new_ids, on="unique_id", how="left_anti"), new, prediction_blocks(model)
     )
-    new_sdf = db_api.register(new)
+    new_table = splink.register(new)
     within = linker.inference.predict_within(
-        new_sdf, threshold_match_probability=config.review_floor, warning_mode="never"
+        new_table, threshold_match_probability=config.review_floor, warning_mode="never"
     )
     between = linker.inference.predict_between(
-        new_sdf, db_api.register(existing), threshold_match_probability=config.review_floor, warning_mode="never"
+        new_table, splink.register(existing), threshold_match_probability=config.review_floor, warning_mode="never"
     )
-    return (
-        within.as_spark_dataframe()
-        .select(*EDGE_COLUMNS)
-        .unionByName(between.as_spark_dataframe().select(*EDGE_COLUMNS))
-    )
+    return splink.edges(within).unionByName(splink.edges(between))
 
 
 def connected_components(

@@ -13,6 +13,7 @@ from jobs.linkage.ids import assign_incremental, assign_person_ids, id_history, 
 from jobs.linkage.metrics import pairwise_counts
 from jobs.linkage.model import (
     blocking_candidates,
+    in_dialect,
     prediction_blocks,
     small_components,
     splink_settings,
@@ -426,6 +427,51 @@ def test_a_models_blocking_rules_are_read_back_as_their_columns_and_anything_els
     assert prediction_blocks(fuzzy) is None
     crossed = {"blocking_rules_to_generate_predictions": [{"blocking_rule": "l.`a` = r.`b`"}]}
     assert prediction_blocks(crossed) is None
+
+
+def test_a_model_moves_between_engines_and_back_unchanged():
+    spark_model = splink_settings(LinkageConfig.load()).get_settings("spark").as_dict()
+    duckdb_model = splink_settings(LinkageConfig.load(), dialect="duckdb").get_settings("duckdb").as_dict()
+
+    def levels(model: dict) -> list[str]:
+        return [level["sql_condition"] for c in model["comparisons"] for level in c["comparison_levels"]]
+
+    # What the DuckDB engine is given is what Splink itself writes for DuckDB, function names included.
+    assert levels(in_dialect(spark_model, "duckdb")) == levels(duckdb_model)
+    assert any("jaro_winkler_similarity(" in sql for sql in levels(duckdb_model))
+    # A model DuckDB trained is kept in Spark's dialect: its levels and its blocking rules.
+    kept = in_dialect(duckdb_model, "spark")
+    assert kept["sql_dialect"] == "spark" and levels(kept) == levels(spark_model)
+    assert [r["blocking_rule"] for r in kept["blocking_rules_to_generate_predictions"]] == [
+        r["blocking_rule"] for r in spark_model["blocking_rules_to_generate_predictions"]
+    ]
+    assert in_dialect(in_dialect(spark_model, "duckdb"), "spark") == spark_model
+    # Either dialect's rules read back as their columns (DuckDB quotes with ", Spark with `).
+    assert prediction_blocks(duckdb_model) == prediction_blocks(spark_model) is not None
+
+
+@pytest.mark.parametrize(
+    ("env", "engine"),
+    [
+        ({}, "duckdb"),
+        ({"PLACELAKE_SPARK_MASTER": "local[2]"}, "duckdb"),
+        ({"PLACELAKE_SPARK_MASTER": "spark://127.0.0.1:7077"}, "spark"),
+        ({"PLACELAKE_SPARK_MASTER": "yarn"}, "spark"),
+        ({"PLACELAKE_LINK_ENGINE": "spark"}, "spark"),
+        ({"PLACELAKE_LINK_ENGINE": "duckdb", "PLACELAKE_SPARK_MASTER": "spark://127.0.0.1:7077"}, "duckdb"),
+    ],
+)
+def test_splink_runs_in_process_on_a_local_spark_and_on_spark_on_a_cluster(env, engine):
+    from jobs.config import Settings
+
+    assert Settings.from_env({"PLACELAKE_HOME": "/tmp/x", **env}).link_engine == engine
+
+
+def test_an_unknown_link_engine_is_refused_naming_the_setting():
+    from jobs.config import Settings
+
+    with pytest.raises(ValueError, match="PLACELAKE_LINK_ENGINE='pandas'"):
+        Settings.from_env({"PLACELAKE_HOME": "/tmp/x", "PLACELAKE_LINK_ENGINE": "pandas"})
 
 
 def test_only_identities_sharing_every_column_of_some_rule_with_a_new_one_are_candidates(spark):
