@@ -213,11 +213,12 @@ def link_records(
         # Only the NHS-number groups a new identity joins can change: every other group is linked already.
         new_numbers = nodes.join(new_ids.select(F.col("unique_id").alias("identity_id")), "identity_id", "left_semi")
         nhs_nodes = nodes.join(new_numbers.select("nhs_number").distinct(), on="nhs_number", how="left_semi")
+    # Checkpointed: clustering and the methods both read the groups, which take three shuffles to find.
     nhs = (
         feat.nhs_groups(nhs_nodes)
         if config.nhs_deterministic and "nhs_number" in present
         else nodes.limit(0).select("identity_id", F.col("identity_id").alias("nhs_anchor"))
-    )
+    ).localCheckpoint()
     nhs_edges = _edges(nhs.where(F.col("identity_id") != F.col("nhs_anchor")), "identity_id", "nhs_anchor", F.lit(1.0))
     empty_edges = nhs_edges.limit(0)
     if mode == "full":

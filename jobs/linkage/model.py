@@ -419,12 +419,21 @@ def connected_components(
     from splink.clustering import cluster_pairwise_predictions_at_threshold
 
     pairs = edges.select("unique_id_l", "unique_id_r")
-    if pairs.count() <= config.driver_clustering_max_edges:
-        table = pairs.toArrow()
+    # One pass over the edges: up to one more than the driver takes says which way to go.
+    table = pairs.limit(config.driver_clustering_max_edges + 1).toArrow()
+    if table.num_rows <= config.driver_clustering_max_edges:
         found = small_components(
             zip(table.column("unique_id_l").to_pylist(), table.column("unique_id_r").to_pylist(), strict=True)
         )
-        in_graph = spark.createDataFrame(found, "unique_id string, cluster_id string")
+        import pyarrow as pa
+
+        # Through Arrow: a list of Python tuples would be pickled row by row into the JVM.
+        in_graph = spark.createDataFrame(
+            pa.table(
+                [pa.array([n for n, _ in found], pa.string()), pa.array([c for _, c in found], pa.string())],
+                names=["unique_id", "cluster_id"],
+            )
+        )
         return (
             nodes.select("unique_id")
             .join(in_graph, on="unique_id", how="left")

@@ -377,6 +377,24 @@ def test_a_deliverys_graph_clusters_transitively_under_its_smallest_node():
     assert small_components([]) == []
 
 
+@pytest.mark.parametrize("driver_max_edges", [10, 3, 0])
+def test_persons_are_the_same_components_whether_the_driver_or_spark_clusters_them(spark, tmp_path, driver_max_edges):
+    from dataclasses import replace
+
+    from jobs.linkage.model import connected_components
+
+    config = replace(LinkageConfig.load(), driver_clustering_max_edges=driver_max_edges)
+    nodes = spark.createDataFrame([(n,) for n in ["a", "b", "c", "d", "e", "f"]], "unique_id string")
+    edges = spark.createDataFrame([("b", "c"), ("c", "a"), ("d", "e")], "unique_id_l string, unique_id_r string")
+    clusters = connected_components(spark, nodes, edges, str(tmp_path), config).collect()
+    members: dict[str, set[str]] = {}
+    for row in clusters:
+        members.setdefault(row.cluster_id, set()).add(row.unique_id)
+    # Three edges: the driver takes them at 10 and 3, Splink's iterative clustering on Spark at 0.
+    assert sorted(map(sorted, members.values())) == [["a", "b", "c"], ["d", "e"], ["f"]]
+    assert len(clusters) == 6
+
+
 def _blocks(available: set[str]) -> list[str]:
     settings = splink_settings(LinkageConfig.load(), available, dialect="duckdb")
     return [r.get_blocking_rule("duckdb").blocking_rule_sql for r in settings.blocking_rules_to_generate_predictions]
