@@ -212,6 +212,34 @@ def test_gold_is_validated_in_memory_only_on_local_disk_and_within_its_memory_bu
     assert not gates_locally(replace(settings, home="s3a://bucket/place"), [])
 
 
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        r"^[0-9a-f]{4}$",
+        r"^([A-Z][0-9]{2}|R[A-Z0-9]{3})$",
+        r"^(?!zz)[a-z]{2}[0-9]$",  # a lookahead: RE2 cannot compile it
+    ],
+)
+def test_a_pattern_rule_counts_the_rows_python_and_spark_find_whether_in_memory_or_on_spark(spark, pattern):
+    """In memory a pattern runs on Arrow's RE2 where it finds what Python's re would, and on re where not."""
+    import re
+
+    from jobs.gate import Rule, validate
+
+    values = ["ab12", "00ff", "zz1", "ab1", "A12", "RX1Z", "RX1", "ÅB1", "éé1", "", "0a1b\n", "ab1\n", "a\tb1", None]
+    rule = Rule(
+        "t.code.pattern", "expect_column_values_to_match_regex", {"column": "code", "regex": pattern}, "fail", ""
+    )
+    contract = replace(table_contract("gold", "place_month"), name="t")
+    frame = spark.createDataFrame([(v,) for v in values], "code string")
+    unmatched = sum(1 for v in values if v is not None and not re.search(pattern, v))
+    assert 0 < unmatched < len(values) - 1
+    on_spark = validate(frame, contract, [rule])[0]
+    in_memory = validate_local(frame.toArrow(), contract, duckdb.connect(), [rule])[0]
+    assert in_memory.unexpected_count == on_spark.unexpected_count == unmatched
+    assert in_memory.element_count == on_spark.element_count == len(values)
+
+
 def test_no_rule_asks_gx_for_offending_values_only_for_counts():
     """GX's BASIC result fetches a sample of offending values per column rule; we keep none
     (no patient-level values in results), so no rule of any suite may ask for them: each
