@@ -25,6 +25,7 @@ import logging
 import os
 import re
 import types
+import warnings
 from contextvars import ContextVar
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
@@ -273,6 +274,13 @@ def _arrow_regex_metric() -> str:
 
         @column_condition_partial(engine=PandasExecutionEngine)
         def _pandas(cls, column, regex, **kwargs):
+            # pandas warns that a pattern with groups is a regex: only whether it matches counts here.
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "This pattern is interpreted as a regular expression")
+                return cls._matches(column, regex)
+
+        @staticmethod
+        def _matches(column, regex):
             if isinstance(column.dtype, pd.ArrowDtype) and _is_text(column.dtype.pyarrow_dtype):
                 try:
                     found = column.str.contains(regex, regex=True).to_numpy(dtype=bool)
