@@ -27,6 +27,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from jobs.faults import kill_point
 from jobs.linkage.config import LinkageConfig
 from jobs.linkage.features import FEATURE_COLUMNS
 
@@ -323,6 +324,7 @@ def train_and_predict(
     splink = _Splink(spark, engine, checkpoint_dir, config)
     linker = splink.linker(features, splink_settings(config, available, dialect=engine))
     train(linker, config, available)
+    kill_point("link.splink")
     predictions = linker.inference.predict(threshold_match_probability=config.review_floor)
     return splink.edges(predictions), in_dialect(linker.misc.save_model_to_json(), SPARK)
 

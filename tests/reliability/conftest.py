@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from hostile import Kind, write_corpus
-from lakes import PEOPLE, Lake, lake_state, manifest_sources, new_lake, run, splink_started, table_state
+from lakes import PEOPLE, Lake, lake_state, manifest_sources, new_lake, run, table_state
 from pipelines import placelake
 
 from jobs import lake
@@ -81,7 +81,7 @@ def recovered(tmp_path_factory, place, spark) -> Lake:
         "manifest": manifest_sources(spark, settings),
     }
 
-    killed = run(built.home, "kill-link", kill_when=splink_started(built.home))
+    killed = run(built.home, "kill-link", PLACELAKE_TEST_KILL_AT="link.splink")
     built.results.append(killed)
     built.after["link"] = {
         "person_link": lake.table_exists(spark, settings.table("silver", "person_link")),

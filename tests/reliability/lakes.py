@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,9 +109,3 @@ def duplicate_keys(spark, path: str, keys: list[str]) -> int:
     """Rows sharing a key with another row: 0 when every key is unique."""
     df = lake.read(spark, path)
     return df.groupBy(*keys).count().where(F.col("count") > 1).count()
-
-
-def splink_started(home: Path) -> Callable[[], bool]:
-    """True once linkage has written its first intermediate file: the link stage is under way."""
-    scratch = home / "tmp" / "splink"
-    return lambda: scratch.is_dir() and any(p.is_file() for p in scratch.rglob("*"))

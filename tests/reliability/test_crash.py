@@ -1,10 +1,10 @@
 """SIGKILL at several points, then run again: the same gold as an uninterrupted run, nothing lost or doubled.
 
-Kill points (jobs/faults.py, PLACELAKE_TEST_KILL_AT, and one from outside):
-mid-landing (a source in bronze, its manifest not written), mid-link (the test
-kills the process group once Splink has written its first intermediate file),
-and mid-publish (one gold table published, the rest not). Each crash is a
-SIGKILL to the whole process group: no finally, no atexit, no JVM shutdown.
+Kill points (jobs/faults.py, PLACELAKE_TEST_KILL_AT): mid-landing (a source in
+bronze, its manifest not written), mid-link (Splink has trained its model, on
+whichever engine the run uses, and scored nothing) and mid-publish (one gold
+table published, the rest not). Each crash is a SIGKILL: no finally, no atexit,
+no JVM shutdown.
 """
 
 from __future__ import annotations
