@@ -184,6 +184,8 @@ def scale_run(n: int) -> dict:
         "incremental_new_identities": incremental.counts["new_identities"],
         "incremental_s": round(incremental_s, 1),
         "incremental_over_full": round(incremental_s / full_s, 3),
+        "full_phases_s": full.seconds,
+        "incremental_phases_s": incremental.seconds,
         "features": features,
     }
 

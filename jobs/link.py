@@ -172,6 +172,23 @@ class Linked:
     mode: str  # full or incremental
     model: dict | None  # the Splink model used: trained now, or the persisted one
     counts: dict
+    seconds: dict[str, float]  # wall seconds by phase, in the order they ran
+
+
+class _Phases:
+    """Wall time of each phase of a link; a phase ends where the next begins (each ends in a Spark action)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._mark = time.monotonic()
+
+    def done(self, phase: str) -> None:
+        now = time.monotonic()
+        self.seconds[phase] = round(self.seconds.get(phase, 0.0) + now - self._mark, 1)
+        self._mark = now
+
+    def total(self) -> float:
+        return sum(self.seconds.values())
 
 
 def link_records(
@@ -191,7 +208,7 @@ def link_records(
     engine: where Splink trains and scores (model.ENGINES); everything else runs on Spark.
     Incremental when there is a previous linkage and model and the new identities are few enough.
     """
-    started = time.monotonic()
+    phases = _Phases()
     record_ids = feat.record_identities(records).persist()
     # Checkpointed, not just cached: Splink's SQL stacks many projections on these, and the
     # optimiser must not re-derive every feature expression inside each of them.
@@ -199,6 +216,7 @@ def link_records(
     features = feat.identity_features(nodes, config.nicknames).localCheckpoint()
     available = available_features(present)
     n_nodes = nodes.count()
+    phases.done("identities")
     new_ids = None
     n_new = n_nodes
     mode = "full"
@@ -208,6 +226,7 @@ def link_records(
         n_new = new_ids.count()
         if n_new <= config.max_new_fraction * max(n_nodes - n_new, 1):
             mode = "incremental"
+        phases.done("new_identities")
     nhs_nodes = nodes
     if mode == "incremental":
         # Only the NHS-number groups a new identity joins can change: every other group is linked already.
@@ -219,6 +238,7 @@ def link_records(
         if config.nhs_deterministic and "nhs_number" in present
         else nodes.limit(0).select("identity_id", F.col("identity_id").alias("nhs_anchor"))
     ).localCheckpoint()
+    phases.done("nhs_number")
     nhs_edges = _edges(nhs.where(F.col("identity_id") != F.col("nhs_anchor")), "identity_id", "nhs_anchor", F.lit(1.0))
     empty_edges = nhs_edges.limit(0)
     if mode == "full":
@@ -227,11 +247,13 @@ def link_records(
         else:
             scored, used_model = empty_edges, previous_model
         scored = scored.persist()
+        phases.done("splink")
         graph_edges = nhs_edges.unionByName(scored.where(F.col("match_probability") >= config.match_threshold))
         clusters = model.connected_components(spark, features.select("unique_id"), graph_edges, checkpoint_dir, config)
         clustered = record_ids.join(
             clusters.select(F.col("unique_id").alias("identity_id"), "cluster_id"), on="identity_id", how="inner"
         )
+        phases.done("clusters")
     else:
         used_model = previous_model
         scored = (
@@ -239,14 +261,16 @@ def link_records(
             if n_new
             else empty_edges
         ).persist()
+        phases.done("splink")
         clustered = _incremental_clusters(spark, record_ids, previous, new_ids, nhs_edges, scored, config)
+        phases.done("clusters")
     log.info(
         "%s link: %d identities (%d new) scored by Splink on %s and clustered in %.0fs",
         mode,
         n_nodes,
         n_new,
         engine,
-        time.monotonic() - started,
+        phases.total(),
     )
     assigned = (
         ids.assign_person_ids(clustered, previous, run_id)
@@ -272,9 +296,11 @@ def link_records(
     links = links.select(
         "source", "record_id", "identity_id", "person_id", "previous_id", "method", "match_probability"
     ).localCheckpoint()
+    phases.done("person_ids")
+    log.info("%s link phases (s): %s", mode, ", ".join(f"{k} {v}" for k, v in phases.seconds.items()))
     counts = {"identities": n_nodes, "new_identities": n_new}
     record_ids.unpersist()
-    return Linked(links, scored, mode, used_model, counts)
+    return Linked(links, scored, mode, used_model, counts, phases.seconds)
 
 
 def _incremental_clusters(

@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,15 +109,13 @@ def _result(proc: subprocess.Popen, out: Path, args: tuple[str, ...], returncode
     )
 
 
-def wait_for(proc: subprocess.Popen, timeout: float = 2700, kill_when: Callable[[], bool] | None = None) -> int:
+def wait_for(proc: subprocess.Popen, timeout: float = 2700) -> int:
     deadline = time.monotonic() + timeout
     while proc.poll() is None:
         if time.monotonic() > deadline:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             raise AssertionError(f"placelake took more than {timeout}s")
-        if kill_when is not None and kill_when():
-            os.killpg(proc.pid, signal.SIGKILL)  # the whole run, JVM included, as a power cut would
         time.sleep(0.5)
     return proc.returncode
 
@@ -128,13 +125,12 @@ def placelake(
     *args: str,
     log_name: str,
     timeout: float = 2700,
-    kill_when: Callable[[], bool] | None = None,
     **extra_env: str,
 ) -> Result:
-    """`placelake <args>` with the lake at home, to the end (or until kill_when says so)."""
+    """`placelake <args>` with the lake at home, to the end."""
     started = time.monotonic()
     proc, out = start(home, *args, log_name=log_name, **extra_env)
-    return finish(proc, out, args, started, timeout=timeout, kill_when=kill_when)
+    return finish(proc, out, args, started, timeout=timeout)
 
 
 def run(home: Path, people: int, run_date: str, *, log_name: str, **options) -> Result:

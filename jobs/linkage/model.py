@@ -261,7 +261,11 @@ class _Splink:
         import duckdb
         from splink import DuckDBAPI
 
-        spill = checkpoint_dir if "://" not in checkpoint_dir else tempfile.mkdtemp(prefix="placelake-duckdb-")
+        spill = checkpoint_dir
+        if "://" in checkpoint_dir:
+            # DuckDB spills only to a local disk; the folder goes when this backend does.
+            self._spill = tempfile.TemporaryDirectory(prefix="placelake-duckdb-")
+            spill = self._spill.name
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
         self.api = DuckDBAPI(
             duckdb.connect(config={"memory_limit": f"{memory >> 20}MB", "temp_directory": f"{spill}/duckdb"})

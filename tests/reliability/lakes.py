@@ -23,8 +23,8 @@ PATHS = {"_source_file", "source_file", "path"}
 VOLATILE = {"run_id", "batch_id", "_batch_id", "_landed_at", "landed_at", "checked_at", "validated_at", "changed_at"}
 
 
-def run(home: Path, log_name: str, kill_when=None, **extra_env: str) -> Result:
-    return pipelines.run(home, PEOPLE, RUN_DATE, log_name=log_name, kill_when=kill_when, **extra_env)
+def run(home: Path, log_name: str, **extra_env: str) -> Result:
+    return pipelines.run(home, PEOPLE, RUN_DATE, log_name=log_name, **extra_env)
 
 
 @dataclass
