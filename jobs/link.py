@@ -250,9 +250,11 @@ def link_records(
         phases.done("splink")
         graph_edges = nhs_edges.unionByName(scored.where(F.col("match_probability") >= config.match_threshold))
         clusters = model.connected_components(spark, features.select("unique_id"), graph_edges, checkpoint_dir, config)
-        clustered = record_ids.join(
-            clusters.select(F.col("unique_id").alias("identity_id"), "cluster_id"), on="identity_id", how="inner"
+        # How each identity was linked joins its cluster before the records do: one join per record, not two.
+        identity_links = clusters.select(F.col("unique_id").alias("identity_id"), "cluster_id").join(
+            node_methods(nodes, nhs, scored, config.match_threshold), on="identity_id", how="inner"
         )
+        links = ids.assign_person_ids(record_ids.join(identity_links, on="identity_id", how="inner"), previous, run_id)
         phases.done("clusters")
     else:
         used_model = previous_model
@@ -262,7 +264,7 @@ def link_records(
             else empty_edges
         ).persist()
         phases.done("splink")
-        clustered = _incremental_clusters(spark, record_ids, previous, new_ids, nhs_edges, scored, config)
+        links = _incremental_links(spark, record_ids, nodes, nhs, previous, new_ids, nhs_edges, scored, config, run_id)
         phases.done("clusters")
     log.info(
         "%s link: %d identities (%d new) scored by Splink on %s and clustered in %.0fs",
@@ -272,27 +274,6 @@ def link_records(
         engine,
         phases.total(),
     )
-    assigned = (
-        ids.assign_person_ids(clustered, previous, run_id)
-        if mode == "full"
-        else ids.assign_incremental(clustered, previous, run_id)
-    )
-    methods = node_methods(nodes, nhs, scored, config.match_threshold)
-    links = assigned.join(methods, on="identity_id", how="inner")
-    if mode == "incremental":
-        # A record whose identity was linked before keeps how it was linked.
-        kept = previous.select(
-            "source",
-            "record_id",
-            "identity_id",
-            F.col("method").alias("kept_method"),
-            F.col("match_probability").alias("kept_p"),
-        )
-        links = links.join(kept, on=["source", "record_id", "identity_id"], how="left").select(
-            *[c for c in links.columns if c not in ("method", "match_probability")],
-            F.coalesce("kept_method", "method").alias("method"),
-            F.coalesce("kept_p", "match_probability").alias("match_probability"),
-        )
     links = links.select(
         "source", "record_id", "identity_id", "person_id", "previous_id", "method", "match_probability"
     ).localCheckpoint()
@@ -303,24 +284,57 @@ def link_records(
     return Linked(links, scored, mode, used_model, counts, phases.seconds)
 
 
-def _incremental_clusters(
+def _incremental_links(
     spark: SparkSession,
     record_ids: DataFrame,
+    nodes: DataFrame,
+    nhs: DataFrame,
     previous: DataFrame,
     new_ids: DataFrame,
     nhs_edges: DataFrame,
     scored: DataFrame,
     config: LinkageConfig,
+    run_id: str,
 ) -> DataFrame:
-    """(source, record_id, identity_id, cluster_id) when only new identities were scored.
+    """The links of an incremental link, in which only new identities were scored.
 
     Only what the new identities touch is clustered: each new identity, and
     each previous person one of them matched (as a single pseudo-node
-    person:<id>). Every other person keeps its cluster untouched.
+    person:<id>). Every other person keeps its cluster untouched, and a record
+    linked before under the identity it carries now keeps how it was linked.
+    Every record meets the last link once; all else is as small as the delivery
+    (new records, records re-sent with another identity, the graph), so it is broadcast.
     """
-    person_of = previous.select("identity_id", "person_id").distinct()
-    new = new_ids.select(F.col("unique_id").alias("identity_id"), F.lit(True).alias("is_new"))
+    last = previous.select(
+        "source",
+        "record_id",
+        F.col("identity_id").alias("last_identity"),
+        F.col("person_id").alias("previous_id"),
+        F.col("method").alias("kept_method"),
+        F.col("match_probability").alias("kept_p"),
+    )
+    records = (
+        record_ids.join(last, on=["source", "record_id"], how="left")
+        .withColumn("kept", F.coalesce(F.col("last_identity") == F.col("identity_id"), F.lit(False)))
+        .localCheckpoint()
+    )
+    moved = records.where(~F.col("kept"))
+    new = F.broadcast(new_ids.select(F.col("unique_id").alias("identity_id"), F.lit(True).alias("is_new")))
     accepted = nhs_edges.unionByName(scored.where(F.col("match_probability") >= config.match_threshold))
+    touched = (
+        moved.select("identity_id")
+        .unionByName(accepted.select(F.col("unique_id_l").alias("identity_id")))
+        .unionByName(accepted.select(F.col("unique_id_r").alias("identity_id")))
+        .distinct()
+        .localCheckpoint()
+    )
+    # The person each touched identity was part of (an identity is in one person: persons are clusters of them).
+    person_of = F.broadcast(
+        previous.join(F.broadcast(touched), "identity_id", "left_semi")
+        .select("identity_id", "person_id")
+        .distinct()
+        .localCheckpoint()
+    )
 
     def end(side: str) -> F.Column:
         # An existing identity stands in the graph as its person.
@@ -340,16 +354,31 @@ def _incremental_clusters(
     # Splink's iterative Spark clustering (a dozen jobs, each writing parquet, for a few hundred edges).
     edges = sides.select(end("l"), end("r")).collect()
     in_play = spark.createDataFrame(model.small_components(edges), "unique_id string, cluster_id string")
-    graph_key = F.when(F.col("is_new"), F.col("identity_id")).otherwise(
-        F.concat(F.lit(ids.PERSON_CLUSTER), F.col("person_id"))
-    )
-    return (
-        record_ids.join(new, on="identity_id", how="left")
+    person_node = F.concat(F.lit(ids.PERSON_CLUSTER), F.col("person_id"))
+    placed = records.where("kept").withColumn("unique_id", F.concat(F.lit(ids.PERSON_CLUSTER), "previous_id"))
+    placed = placed.unionByName(
+        moved.join(new, on="identity_id", how="left")
         .join(person_of, on="identity_id", how="left")
-        .fillna(False, subset=["is_new"])
-        .withColumn("unique_id", graph_key)
-        .join(in_play, on="unique_id", how="left")
-        .select("source", "record_id", "identity_id", F.coalesce("cluster_id", "unique_id").alias("cluster_id"))
+        .withColumn("unique_id", F.when(F.col("is_new"), F.col("identity_id")).otherwise(person_node))
+        .drop("is_new", "person_id")
+    )
+    clustered = placed.join(F.broadcast(in_play), on="unique_id", how="left").withColumn(
+        "cluster_id", F.coalesce("cluster_id", "unique_id")
+    )
+    moved_nodes = nodes.join(F.broadcast(moved.select("identity_id").distinct()), "identity_id", "left_semi")
+    methods = F.broadcast(node_methods(moved_nodes, nhs, scored, config.match_threshold))
+    return (
+        ids.assign_incremental(clustered, previous, run_id)
+        .join(methods, on="identity_id", how="left")
+        .select(
+            "source",
+            "record_id",
+            "identity_id",
+            "person_id",
+            "previous_id",
+            F.when(F.col("kept"), F.col("kept_method")).otherwise(F.col("method")).alias("method"),
+            F.when(F.col("kept"), F.col("kept_p")).otherwise(F.col("match_probability")).alias("match_probability"),
+        )
     )
 
 

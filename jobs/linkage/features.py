@@ -7,7 +7,7 @@ first makes the cost of linkage grow with people, not with activity.
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from jobs.standardise import phonetic_key
@@ -113,19 +113,21 @@ def nhs_groups(nodes: DataFrame) -> DataFrame:
     nodes in groups of two or more, nhs_anchor being the group's smallest
     consistent identity_id.
     """
-    with_nhs = nodes.where(F.col("nhs_number").isNotNull())
-    dob_votes = (
-        with_nhs.where(F.col("date_of_birth").isNotNull())
-        .groupBy("nhs_number", "date_of_birth")
-        .agg(F.sum("records").alias("votes"))
+    # One shuffle: every window below is over the number, or the number and a date of birth.
+    with_nhs = nodes.where(F.col("nhs_number").isNotNull()).repartition("nhs_number")
+    number = Window.partitionBy("nhs_number")
+    dob = F.col("date_of_birth")
+    votes = with_nhs.withColumn("votes", F.sum("records").over(Window.partitionBy("nhs_number", "date_of_birth")))
+    modal_dob = F.max_by(dob, F.when(dob.isNotNull(), F.struct("votes", dob.cast("string")))).over(number)
+    consistent = votes.withColumn("modal_dob", modal_dob).where(
+        dob.isNull() | F.col("modal_dob").isNull() | (dob == F.col("modal_dob"))
     )
-    modal_dob = dob_votes.groupBy("nhs_number").agg(
-        F.max_by("date_of_birth", F.struct("votes", F.col("date_of_birth").cast("string"))).alias("modal_dob")
-    )
-    consistent = with_nhs.join(modal_dob, on="nhs_number", how="left").where(
-        F.col("date_of_birth").isNull() | F.col("modal_dob").isNull() | (F.col("date_of_birth") == F.col("modal_dob"))
-    )
-    group = consistent.groupBy("nhs_number").agg(F.min("identity_id").alias("nhs_anchor"), F.count("*").alias("nodes"))
-    return consistent.join(group.where(F.col("nodes") > 1), on="nhs_number", how="inner").select(
-        "identity_id", "nhs_anchor"
+    return (
+        consistent.select(
+            "identity_id",
+            F.min("identity_id").over(number).alias("nhs_anchor"),
+            F.count("*").over(number).alias("nodes"),
+        )
+        .where(F.col("nodes") > 1)
+        .select("identity_id", "nhs_anchor")
     )

@@ -27,16 +27,29 @@ def new_person_id(anchor: F.Column) -> F.Column:
 def assign_person_ids(clustered: DataFrame, previous: DataFrame | None, run_id: str) -> DataFrame:
     """(source, record_id, cluster_id) + previous (source, record_id, person_id) -> adds person_id, previous_id."""
     if previous is None:
-        previous = clustered.sparkSession.createDataFrame([], "source string, record_id string, person_id string")
-    return _inherit(_with_previous(clustered, previous), previous, run_id)
+        # Nothing to inherit: every cluster is a new person, named by its anchor (one pass, no joins).
+        return clustered.select(
+            "*",
+            F.lit(None).cast("string").alias("previous_id"),
+            new_person_id(_anchor().over(Window.partitionBy("cluster_id"))).alias("person_id"),
+        )
+    # Checkpointed: _inherit reads the records three times, and each read would redo the joins behind them.
+    return _inherit(with_previous(clustered, previous).localCheckpoint(), previous, run_id)
+
+
+def _anchor() -> F.Column:
+    """Of a cluster's records, the smallest source:record_id: what a new person's id is made from."""
+    return F.min(F.concat_ws(":", "source", "record_id"))
 
 
 # In an incremental link every person the delivery did not touch is one cluster, named so.
 PERSON_CLUSTER = "person:"
 
 
-def assign_incremental(clustered: DataFrame, previous: DataFrame, run_id: str) -> DataFrame:
+def assign_incremental(records: DataFrame, previous: DataFrame, run_id: str) -> DataFrame:
     """assign_person_ids for an incremental link's clusters: the same ids, worked out only where they can change.
+
+    records: (source, record_id, cluster_id, previous_id, ...), with_previous's shape, read twice.
 
     A cluster person:X whose records all had X, while every record that had X
     sits in it, can only keep X: it is the heir of X and X is all it is sent.
@@ -44,7 +57,6 @@ def assign_incremental(clustered: DataFrame, previous: DataFrame, run_id: str) -
     record, and person:X for each X one of their records had) goes through
     assign_person_ids' rules, with all the records of every previous id it is sent.
     """
-    records = _with_previous(clustered, previous).localCheckpoint()
     own_cluster = F.col("cluster_id") == F.concat(F.lit(PERSON_CLUSTER), F.col("previous_id"))
     odd = records.where(~F.coalesce(own_cluster, F.lit(False)))
     in_play = (
@@ -64,7 +76,8 @@ def assign_incremental(clustered: DataFrame, previous: DataFrame, run_id: str) -
     return changed.unionByName(kept)
 
 
-def _with_previous(clustered: DataFrame, previous: DataFrame) -> DataFrame:
+def with_previous(clustered: DataFrame, previous: DataFrame) -> DataFrame:
+    """Adds previous_id: the person_id each record had, if it was linked before."""
     return clustered.join(
         previous.select("source", "record_id", F.col("person_id").alias("previous_id")),
         on=["source", "record_id"],
@@ -87,7 +100,7 @@ def _inherit(records: DataFrame, previous: DataFrame, run_id: str) -> DataFrame:
         .where("rank = 1")
         .select("cluster_id", F.col("previous_id").alias("inherited_id"))
     )
-    anchors = records.groupBy("cluster_id").agg(F.min(F.concat_ws(":", "source", "record_id")).alias("anchor"))
+    anchors = records.groupBy("cluster_id").agg(_anchor().alias("anchor"))
     # A fresh id must not reuse one already given out (a split's anchor may once have named the whole person).
     taken = previous.select(F.col("person_id").alias("candidate")).distinct().withColumn("taken", F.lit(True))
     fresh = (

@@ -184,8 +184,15 @@ def test_an_incremental_delivery_keeps_every_person_id(first_link, spark, tmp_pa
         spark, delivered, LinkageConfig.load(), str(tmp_path / "b"), "run-2", previous, first.model, engine=engine
     )
     assert second.mode == "incremental" and second.counts["new_identities"] == 2
-    after = {(r.source, r.record_id): r.person_id for r in second.links.collect()}
+    rows = second.links.collect()
+    after = {(r.source, r.record_id): r.person_id for r in rows}
+    assert len(rows) == len(after) == delivered.count()  # every record once
     assert {k: after[k] for k in before} == before
+    # Records linked before keep how they were linked; the delivery's are linked now.
+    how = {(r.source, r.record_id): (r.method, r.match_probability) for r in rows}
+    was = {(r.source, r.record_id): (r.method, r.match_probability) for r in first.links.collect()}
+    assert {k: how[k] for k in was} == was
+    assert how[("council", "C999")][0] == "singleton" and how[("council", "C001")][0] != "singleton"
     assert after[("council", "C001")] == before[("gp", "G001")]
     assert after[("council", "C999")] not in set(before.values())
 

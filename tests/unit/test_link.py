@@ -9,7 +9,7 @@ from jobs.link import SILVER_FEATURES, available_features, node_methods
 from jobs.linkage.config import LinkageConfig
 from jobs.linkage.features import identities, identity_features, nhs_groups, nickname_forms
 from jobs.linkage.files import LinkInputError, check_sources, read_input
-from jobs.linkage.ids import assign_incremental, assign_person_ids, id_history, new_person_id
+from jobs.linkage.ids import assign_incremental, assign_person_ids, id_history, new_person_id, with_previous
 from jobs.linkage.metrics import pairwise_counts
 from jobs.linkage.model import (
     blocking_candidates,
@@ -98,6 +98,16 @@ def test_a_rerun_keeps_every_person_id_and_records_no_history(spark):
     )
     assertDataFrameEqual(again.select("source", "record_id", "person_id"), previous)
     assert id_history(again, "run-2", datetime(2026, 11, 26)).count() == 0
+
+
+def test_a_first_link_names_each_person_as_the_inheritance_rules_name_a_new_one(spark):
+    clustered = spark.createDataFrame([("gp", "1", "c1"), ("ae", "2", "c1"), ("ae", "3", "c2")], CLUSTERED)
+    first = assign_person_ids(clustered, None, "run-1")
+    nobody = spark.createDataFrame([], PREVIOUS)
+    assertDataFrameEqual(first, assign_person_ids(clustered, nobody, "run-1").select(*first.columns))
+    ids = {r.record_id: (r.person_id, r.previous_id) for r in first.collect()}
+    named = spark.range(1).select(new_person_id(F.lit("ae:2")), new_person_id(F.lit("ae:3"))).first()
+    assert ids == {"1": (named[0], None), "2": (named[0], None), "3": (named[1], None)}
 
 
 def test_new_records_join_their_person_and_new_people_get_new_ids(spark):
@@ -195,7 +205,7 @@ def test_an_incremental_links_ids_are_the_ids_the_full_rules_give(spark):
         CLUSTERED,
     )
     full = assign_person_ids(clustered, previous, "run-2").select("source", "record_id", "person_id", "previous_id")
-    incremental = assign_incremental(clustered, previous, "run-2")
+    incremental = assign_incremental(with_previous(clustered, previous), previous, "run-2")
     assertDataFrameEqual(incremental.select(*full.columns), full)
     ids = {r.record_id: r.person_id for r in full.collect()}
     assert ids["a1"] == ids["a2"] == "A" and ids["b9"] == "B" and ids["c1"] == "C"
