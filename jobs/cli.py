@@ -367,13 +367,18 @@ def cmd_link(args: argparse.Namespace, settings: Settings) -> int:
     started = time.monotonic()
     spark = get_spark(settings, app_name="placelake-link")
     try:
-        result = link_files(spark, [Path(p) for p in args.input], Path(args.output), engine=settings.link_engine)
+        against = Path(args.against) if args.against else None
+        result = link_files(
+            spark, [Path(p) for p in args.input], Path(args.output), engine=settings.link_engine, against=against
+        )
     except LinkInputError as exc:
         print(f"placelake link: {exc}", file=sys.stderr)
         return 2
     print(
         f"linked {result['files']} files ({result['identities']} distinct identities) in {time.monotonic() - started:.0f}s"
     )
+    if result["new_identities"] is not None:
+        print(f"  a delivery against {args.against}: {result['new_identities']} new identities scored with its model")
     print(f"  compared: {', '.join(result['compared']) or 'nothing but record_id'} (Splink on {result['engine']})")
     for metric, group, value in result["metrics"]:
         shown = f"{value:.4f}" if "rate" in metric or "share" in metric else f"{value:.0f}"
@@ -496,6 +501,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("link", help="link your own CSV files (record_id plus any identity columns) into persons")
     p.add_argument("--input", action="append", required=True, metavar="CSV", help="an input file (repeatable)")
     p.add_argument("--output", required=True, metavar="DIR", help="where to write links.csv")
+    p.add_argument(
+        "--against",
+        metavar="DIR",
+        help="an earlier link's --output: link the inputs as a delivery against it, keeping its person_ids",
+    )
     p.set_defaults(func=cmd_link)
 
     p = sub.add_parser(

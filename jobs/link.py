@@ -13,7 +13,9 @@ The method (jobs/linkage/ holds the parts, jobs/linkage/linkage.yaml the setting
    silver/person_id_history.
 A full link re-estimates the model; a delivery that adds few new identities
 is scored against the persisted model and joins existing persons, without
-re-clustering everyone.
+re-clustering everyone. link_records takes every record (as the link stage
+reads whole silver tables); link_delivery takes only a delivery's records and
+the last link's LinkState, and gives the same ids for a fraction of the cost.
 """
 
 from __future__ import annotations
@@ -173,6 +175,24 @@ class Linked:
     model: dict | None  # the Splink model used: trained now, or the persisted one
     counts: dict
     seconds: dict[str, float]  # wall seconds by phase, in the order they ran
+    identities: DataFrame  # identity_features' columns and records (how many records carry it): every identity
+    term_counts: DataFrame  # model.term_counts of identities
+    touched: DataFrame | None = None  # a delivery's: the links of every record of every person it touched
+
+    def state(self) -> LinkState:
+        """What the next delivery is linked against."""
+        return LinkState(self.links, self.identities, self.model, self.counts["identities"], self.term_counts)
+
+
+@dataclass
+class LinkState:
+    """A link, as a delivery is linked against it (link_delivery): no record needs reading again."""
+
+    links: DataFrame  # source, record_id, identity_id, person_id, method, match_probability: every record
+    identities: DataFrame  # identity_features' columns and records: every identity some record carries
+    model: dict
+    identity_count: int
+    term_counts: DataFrame  # model.term_counts of identities: Splink's term frequencies, kept up to date
 
 
 class _Phases:
@@ -209,11 +229,12 @@ def link_records(
     Incremental when there is a previous linkage and model and the new identities are few enough.
     """
     phases = _Phases()
-    record_ids = feat.record_identities(records).persist()
+    record_ids = feat.record_identities(records)
     # Checkpointed, not just cached: Splink's SQL stacks many projections on these, and the
     # optimiser must not re-derive every feature expression inside each of them.
     nodes = feat.identities(records).localCheckpoint()
-    features = feat.identity_features(nodes, config.nicknames).localCheckpoint()
+    identities = feat.identity_features(nodes, config.nicknames, keep=("records",)).localCheckpoint()
+    features = identities.drop("records")
     available = available_features(present)
     n_nodes = nodes.count()
     phases.done("identities")
@@ -222,7 +243,7 @@ def link_records(
     mode = "full"
     if previous is not None and previous_model is not None:
         known = previous.select(F.col("identity_id").alias("unique_id")).distinct()
-        new_ids = features.select("unique_id").join(known, on="unique_id", how="left_anti").persist()
+        new_ids = features.select("unique_id").join(known, on="unique_id", how="left_anti").localCheckpoint()
         n_new = new_ids.count()
         if n_new <= config.max_new_fraction * max(n_nodes - n_new, 1):
             mode = "incremental"
@@ -258,13 +279,25 @@ def link_records(
         phases.done("clusters")
     else:
         used_model = previous_model
+        new = F.broadcast(new_ids)
         scored = (
-            model.predict_new(spark, features, new_ids, previous_model, config, checkpoint_dir, engine)
+            model.predict_new(
+                spark,
+                features.join(new, "unique_id", "left_anti"),
+                features.join(new, "unique_id", "left_semi"),
+                previous_model,
+                config,
+                checkpoint_dir,
+                engine,
+            )
             if n_new
             else empty_edges
         ).persist()
         phases.done("splink")
-        links = _incremental_links(spark, record_ids, nodes, nhs, previous, new_ids, nhs_edges, scored, config, run_id)
+        records = _with_last(record_ids, _last(previous)).localCheckpoint()
+        links, _ = _incremental_links(
+            spark, records, nodes, nhs, previous, new_ids, nhs_edges, scored, config, run_id, complete=True
+        )
         phases.done("clusters")
     log.info(
         "%s link: %d identities (%d new) scored by Splink on %s and clustered in %.0fs",
@@ -280,13 +313,180 @@ def link_records(
     phases.done("person_ids")
     log.info("%s link phases (s): %s", mode, ", ".join(f"{k} {v}" for k, v in phases.seconds.items()))
     counts = {"identities": n_nodes, "new_identities": n_new}
-    record_ids.unpersist()
-    return Linked(links, scored, mode, used_model, counts, phases.seconds)
+    # For the next delivery: how common each name is, counted while everything is at hand.
+    term_counts = model.term_counts(identities).localCheckpoint()
+    return Linked(links, scored, mode, used_model, counts, phases.seconds, identities, term_counts)
+
+
+def link_delivery(
+    spark: SparkSession,
+    delivery: DataFrame,
+    state: LinkState,
+    config: LinkageConfig,
+    checkpoint_dir: str,
+    run_id: str,
+    present: set[str] = FEATURES,
+    engine: str = model.SPARK,
+) -> Linked:
+    """Link a delivery against the last link's state, reading none of the records linked before.
+
+    delivery: records new since that link, or re-sent (a re-sent record is linked
+    as it is now). The links returned are every record's: the delivery's, and the
+    last link's for every record it did not re-send, so a record is never lost by
+    being left out of a delivery. The ids and methods are link_records' incremental
+    ones for the same records; the cost is the delivery's, plus a few passes over
+    the state (no feature, Splink table or join is as large as everyone).
+    """
+    phases = _Phases()
+    record_ids = feat.record_identities(delivery)
+    keys = F.broadcast(record_ids.select("source", "record_id"))
+    records = _with_last(record_ids, F.broadcast(_last(state.links.join(keys, ["source", "record_id"], "left_semi"))))
+    records = records.localCheckpoint()
+    moved = records.where(~F.col("kept"))
+    # The records each identity gains or loses: nhs_groups' votes and node_methods' same_identity count them.
+    shift = (
+        moved.select("identity_id", F.lit(1).alias("shift"))
+        .unionByName(
+            moved.where(F.col("last_identity").isNotNull()).select(
+                F.col("last_identity").alias("identity_id"), F.lit(-1).alias("shift")
+            )
+        )
+        .groupBy(F.col("identity_id").alias("unique_id"))
+        .agg(F.sum("shift").alias("shift"))
+        .localCheckpoint()
+    )
+    delivered = feat.identities(delivery).localCheckpoint()
+    # One pass over every identity for what the delivery can change: the identities it carries or
+    # takes records from (with their counts after it), and those sharing an NHS number with it.
+    seen = records.select(F.col("identity_id").alias("unique_id")).unionByName(shift.select("unique_id")).distinct()
+    numbers = delivered.where(F.col("nhs_number").isNotNull()).select("nhs_number").distinct()
+    near = (
+        state.identities.join(F.broadcast(seen.withColumn("seen", F.lit(True))), "unique_id", "left")
+        .join(F.broadcast(numbers.withColumn("shares_number", F.lit(True))), "nhs_number", "left")
+        .where(F.col("seen") | F.col("shares_number"))
+        .join(F.broadcast(shift), "unique_id", "left")
+        .withColumn("records", F.col("records") + F.coalesce(F.col("shift"), F.lit(0)))
+        .drop("shift", "shares_number")
+        .localCheckpoint()
+    )
+    known = near.where(F.col("seen")).drop("seen")
+    new_nodes = delivered.join(
+        F.broadcast(known.select(F.col("unique_id").alias("identity_id"))), "identity_id", "left_anti"
+    )
+    new_features = feat.identity_features(new_nodes, config.nicknames, keep=("records",)).localCheckpoint()
+    new_ids = new_features.select("unique_id")
+    n_new = new_features.count()
+    touched = known.unionByName(new_features)
+    gone = known.where(F.col("records") <= 0)
+    identities = state.identities.join(F.broadcast(touched.select("unique_id")), "unique_id", "left_anti").unionByName(
+        touched.where(F.col("records") > 0)
+    )
+    n_nodes = state.identity_count + n_new - gone.count()
+    counts = (
+        state.term_counts.unionByName(model.term_counts(new_features))
+        .unionByName(model.term_counts(gone).withColumn("n", -F.col("n")))
+        .groupBy("column", "value")
+        .agg(F.sum("n").alias("n"))
+        .where(F.col("n") > 0)
+        .localCheckpoint()
+    )
+    phases.done("identities")
+    if n_new > config.max_new_fraction * max(n_nodes - n_new, 1):
+        log.warning(
+            "delivery: %d new identities against %d linked, more than incremental.max_new_fraction %s: "
+            "scored with the last model, which a full link would re-estimate",
+            n_new,
+            n_nodes - n_new,
+            config.max_new_fraction,
+        )
+    nodes = touched.select(F.col("unique_id").alias("identity_id"), "records")
+    if config.nhs_deterministic and "nhs_number" in present:
+        # Only the NHS-number groups a new identity joins can change.
+        new_numbers = new_features.where(F.col("nhs_number").isNotNull()).select("nhs_number").distinct()
+        members = (
+            near.drop("seen")
+            .unionByName(new_features)
+            .where(F.col("records") > 0)
+            .join(F.broadcast(new_numbers), "nhs_number", "left_semi")
+            .select(
+                F.col("unique_id").alias("identity_id"),
+                "nhs_number",
+                F.to_date("dob").alias("date_of_birth"),
+                "records",
+            )
+        )
+        nhs = feat.nhs_groups(members).localCheckpoint()
+    else:
+        nhs = nodes.limit(0).select("identity_id", F.col("identity_id").alias("nhs_anchor"))
+    phases.done("nhs_number")
+    nhs_edges = _edges(nhs.where(F.col("identity_id") != F.col("nhs_anchor")), "identity_id", "nhs_anchor", F.lit(1.0))
+    scored = (
+        model.predict_new(
+            spark,
+            identities.join(F.broadcast(new_ids), "unique_id", "left_anti").drop("records"),
+            new_features.drop("records"),
+            state.model,
+            config,
+            checkpoint_dir,
+            engine,
+            counts,
+        )
+        if n_new
+        else nhs_edges.limit(0)
+    ).persist()
+    phases.done("splink")
+    touched, rest = _incremental_links(
+        spark, records, nodes, nhs, state.links, new_ids, nhs_edges, scored, config, run_id, complete=False
+    )
+    phases.done("clusters")
+    touched = touched.localCheckpoint()
+    phases.done("person_ids")
+    log.info("delivery link phases (s): %s", ", ".join(f"{k} {v}" for k, v in phases.seconds.items()))
+    return Linked(
+        touched.unionByName(rest),
+        scored,
+        "incremental",
+        state.model,
+        {"identities": n_nodes, "new_identities": n_new},
+        phases.seconds,
+        identities,
+        counts,
+        touched,
+    )
+
+
+def _last(previous: DataFrame) -> DataFrame:
+    """The last link's links, named as a record's link this time is compared with them."""
+    return previous.select(
+        "source",
+        "record_id",
+        F.col("identity_id").alias("last_identity"),
+        F.col("person_id").alias("previous_id"),
+        F.col("method").alias("kept_method"),
+        F.col("match_probability").alias("kept_p"),
+    )
+
+
+def _with_last(record_ids: DataFrame, last: DataFrame) -> DataFrame:
+    """Records with their last link; kept: linked before under the identity they carry now."""
+    return record_ids.join(last, on=["source", "record_id"], how="left").withColumn(
+        "kept", F.coalesce(F.col("last_identity") == F.col("identity_id"), F.lit(False))
+    )
+
+
+def _person_node(person_id: F.Column) -> F.Column:
+    """An existing person, as one node of an incremental link's graph."""
+    return F.concat(F.lit(ids.PERSON_CLUSTER), person_id)
+
+
+def _person_of_node(node: F.Column) -> F.Column:
+    """The person_id a person node stands for; null for a node that is a new identity."""
+    return F.when(node.startswith(ids.PERSON_CLUSTER), F.substring(node, len(ids.PERSON_CLUSTER) + 1, 1 << 16))
 
 
 def _incremental_links(
     spark: SparkSession,
-    record_ids: DataFrame,
+    records: DataFrame,
     nodes: DataFrame,
     nhs: DataFrame,
     previous: DataFrame,
@@ -295,29 +495,23 @@ def _incremental_links(
     scored: DataFrame,
     config: LinkageConfig,
     run_id: str,
-) -> DataFrame:
-    """The links of an incremental link, in which only new identities were scored.
+    complete: bool,
+) -> tuple[DataFrame, DataFrame | None]:
+    """The links of an incremental link, in which only new identities were scored: (clustered, rest).
+
+    records: _with_last's records, checkpointed: every record (complete), or a delivery's.
+    nodes: (identity_id, records) of at least the identities of records that are not kept.
 
     Only what the new identities touch is clustered: each new identity, and
     each previous person one of them matched (as a single pseudo-node
     person:<id>). Every other person keeps its cluster untouched, and a record
     linked before under the identity it carries now keeps how it was linked.
-    Every record meets the last link once; all else is as small as the delivery
-    (new records, records re-sent with another identity, the graph), so it is broadcast.
+    All but the records themselves is as small as the delivery (new records,
+    records re-sent with another identity, the graph), so it is broadcast.
+    Not complete: the previous records of every person the delivery touches are
+    brought in to be clustered with it, and every other record keeps its link as it
+    was (rest; None when complete).
     """
-    last = previous.select(
-        "source",
-        "record_id",
-        F.col("identity_id").alias("last_identity"),
-        F.col("person_id").alias("previous_id"),
-        F.col("method").alias("kept_method"),
-        F.col("match_probability").alias("kept_p"),
-    )
-    records = (
-        record_ids.join(last, on=["source", "record_id"], how="left")
-        .withColumn("kept", F.coalesce(F.col("last_identity") == F.col("identity_id"), F.lit(False)))
-        .localCheckpoint()
-    )
     moved = records.where(~F.col("kept"))
     new = F.broadcast(new_ids.select(F.col("unique_id").alias("identity_id"), F.lit(True).alias("is_new")))
     accepted = nhs_edges.unionByName(scored.where(F.col("match_probability") >= config.match_threshold))
@@ -338,9 +532,7 @@ def _incremental_links(
 
     def end(side: str) -> F.Column:
         # An existing identity stands in the graph as its person.
-        return F.when(F.col(f"new_{side}"), F.col(f"unique_id_{side}")).otherwise(
-            F.concat(F.lit(ids.PERSON_CLUSTER), F.col(f"person_{side}"))
-        )
+        return F.when(F.col(f"new_{side}"), F.col(f"unique_id_{side}")).otherwise(_person_node(F.col(f"person_{side}")))
 
     sides = (
         accepted.join(new.toDF("unique_id_l", "new_l"), "unique_id_l", "left")
@@ -354,20 +546,57 @@ def _incremental_links(
     # Splink's iterative Spark clustering (a dozen jobs, each writing parquet, for a few hundred edges).
     edges = sides.select(end("l"), end("r")).collect()
     in_play = spark.createDataFrame(model.small_components(edges), "unique_id string, cluster_id string")
-    person_node = F.concat(F.lit(ids.PERSON_CLUSTER), F.col("person_id"))
-    placed = records.where("kept").withColumn("unique_id", F.concat(F.lit(ids.PERSON_CLUSTER), "previous_id"))
+    placed = records.where("kept").withColumn("unique_id", _person_node(F.col("previous_id")))
     placed = placed.unionByName(
         moved.join(new, on="identity_id", how="left")
         .join(person_of, on="identity_id", how="left")
-        .withColumn("unique_id", F.when(F.col("is_new"), F.col("identity_id")).otherwise(person_node))
+        .withColumn("unique_id", F.when(F.col("is_new"), F.col("identity_id")).otherwise(_person_node("person_id")))
         .drop("is_new", "person_id")
     )
+    rest = None
+    if not complete:
+        # Every person whose records may now sit elsewhere or share a cluster: those in the graph,
+        # those a moved record left or joined. Their other records join the clustering as they were.
+        persons = {
+            node[len(ids.PERSON_CLUSTER) :] for edge in edges for node in edge if node.startswith(ids.PERSON_CLUSTER)
+        }
+        persons |= {
+            r.person
+            for r in placed.where(~F.col("kept"))
+            .select(F.explode(F.array("previous_id", _person_of_node(F.col("unique_id")))).alias("person"))
+            .where(F.col("person").isNotNull())
+            .distinct()
+            .collect()
+        } - {None}
+        keys = F.broadcast(records.select("source", "record_id"))
+        theirs = F.broadcast(spark.createDataFrame([(p,) for p in sorted(persons)], "person_id string"))
+        others = (
+            _last(previous.join(theirs, "person_id", "left_semi").join(keys, ["source", "record_id"], "left_anti"))
+            .withColumn("identity_id", F.col("last_identity"))
+            .withColumn("kept", F.lit(True))
+            .withColumn("unique_id", _person_node(F.col("previous_id")))
+            .localCheckpoint()
+        )
+        placed = placed.unionByName(others)
+        rest = (
+            previous.join(keys, ["source", "record_id"], "left_anti")
+            .join(F.broadcast(others.select("source", "record_id")), ["source", "record_id"], "left_anti")
+            .select(
+                "source",
+                "record_id",
+                "identity_id",
+                "person_id",
+                F.col("person_id").alias("previous_id"),
+                "method",
+                "match_probability",
+            )
+        )
     clustered = placed.join(F.broadcast(in_play), on="unique_id", how="left").withColumn(
         "cluster_id", F.coalesce("cluster_id", "unique_id")
     )
     moved_nodes = nodes.join(F.broadcast(moved.select("identity_id").distinct()), "identity_id", "left_semi")
     methods = F.broadcast(node_methods(moved_nodes, nhs, scored, config.match_threshold))
-    return (
+    links = (
         ids.assign_incremental(clustered, previous, run_id)
         .join(methods, on="identity_id", how="left")
         .select(
@@ -380,6 +609,7 @@ def _incremental_links(
             F.when(F.col("kept"), F.col("kept_p")).otherwise(F.col("match_probability")).alias("match_probability"),
         )
     )
+    return links, rest
 
 
 def _previous_links(spark: SparkSession, settings: Settings) -> DataFrame | None:

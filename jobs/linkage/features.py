@@ -67,8 +67,8 @@ def nickname_forms(nicknames: dict[str, tuple[str, ...]]) -> dict[str, list[str]
     return {short: sorted(formal) for short, formal in sorted(forms.items())}
 
 
-def identity_features(nodes: DataFrame, nicknames: dict[str, tuple[str, ...]]) -> DataFrame:
-    """Identity nodes -> the columns the Splink model blocks and compares on.
+def identity_features(nodes: DataFrame, nicknames: dict[str, tuple[str, ...]], keep: tuple[str, ...] = ()) -> DataFrame:
+    """Identity nodes -> the columns the Splink model blocks and compares on (and the nodes' columns in keep).
 
     given_forms holds the first given name and the formal names it is a short
     form of, so BILL and WILLIAM overlap; given_canon is one of them, for blocking.
@@ -101,6 +101,7 @@ def identity_features(nodes: DataFrame, nicknames: dict[str, tuple[str, ...]]) -
         F.regexp_extract(F.upper("postcode"), r"^([A-Z]{1,2}[0-9][A-Z0-9]? [0-9])", 1).alias("postcode_sector"),
         F.regexp_extract(F.upper("postcode"), r"^([A-Z]{1,2}[0-9][A-Z0-9]?)", 1).alias("postcode_district"),
         _plain(F.col("address")).alias("address"),
+        *keep,
     )
 
 

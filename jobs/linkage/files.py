@@ -8,6 +8,7 @@ what can be measured without truth is printed (counts and rates only).
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,43 +103,90 @@ def standardised(spark: SparkSession, inputs: list[InputFile]) -> DataFrame:
     )
 
 
+# Kept beside links.csv: what `placelake link --against DIR` links a later delivery against.
+STATE = ".placelake-state"
+
+
+def save_state(state, compared: set[str], folder: Path) -> None:
+    """A link's LinkState (jobs.link) under folder: its links, identities and term counts as parquet, and its model."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("links", "identities", "term_counts"):
+        getattr(state, name).write.mode("overwrite").parquet(str(folder / name))
+    meta = {"model": state.model, "identity_count": state.identity_count, "compared": sorted(compared)}
+    (folder / "state.json").write_text(json.dumps(meta), encoding="utf-8")
+
+
+def load_state(spark: SparkSession, output: Path):
+    """(LinkState, the columns it compared) of an earlier `placelake link --output output`."""
+    from jobs.link import LinkState
+
+    folder = output / STATE
+    try:
+        meta = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LinkInputError(
+            output, None, "link.no_state", f"no {STATE}/state.json: not the output folder of an earlier placelake link"
+        ) from None
+    if meta["model"] is None:
+        raise LinkInputError(output, None, "link.no_model", "that link trained no model (too few records or columns)")
+    frames = {name: spark.read.parquet(str(folder / name)).localCheckpoint() for name in ("links", "identities")}
+    counts = spark.read.parquet(str(folder / "term_counts")).localCheckpoint()
+    state = LinkState(frames["links"], frames["identities"], meta["model"], meta["identity_count"], counts)
+    return state, set(meta["compared"])
+
+
 def link_files(
     spark: SparkSession,
     paths: list[Path],
     output: Path,
     config: LinkageConfig | None = None,
     engine: str = "spark",
+    against: Path | None = None,
 ) -> dict:
     """Link the files into output/links.csv; returns what it measured (counts and rates).
 
-    engine: where Splink trains and scores (jobs.linkage.model.ENGINES)."""
-    from jobs.link import link_records
+    engine: where Splink trains and scores (jobs.linkage.model.ENGINES).
+    against: an earlier link's output folder: the files are a delivery, linked
+    against that link with its model (records it had and the files re-send are
+    linked as they are now; the rest keep their person_id), and links.csv holds
+    every record of both."""
+    from jobs.link import link_delivery, link_records
     from jobs.linkage.metrics import run_metrics
 
     inputs = [read_input(Path(p)) for p in paths]
     check_sources(inputs)
     config = config or LinkageConfig.load()
     present = set.intersection(*[set(f.columns) for f in inputs]) - {"record_id"}
+    if against is not None and against.resolve() == output.resolve():
+        raise LinkInputError(output, None, "link.against_is_output", "--output must be a new folder, not --against's")
+    state, compared = load_state(spark, against) if against is not None else (None, present)
     output.mkdir(parents=True, exist_ok=True)
     scratch = output / ".splink-tmp"
     # Checkpointed: rows typed in from Python would otherwise be re-standardised inside every query plan.
     records = standardised(spark, inputs).localCheckpoint()
     try:
-        linked = link_records(
-            spark, records, config, str(scratch), run_id="placelake-link", present=present, engine=engine
-        )
+        if state is None:
+            linked = link_records(
+                spark, records, config, str(scratch), run_id="placelake-link", present=present, engine=engine
+            )
+        else:
+            linked = link_delivery(
+                spark, records, state, config, str(scratch), "placelake-link", present=compared, engine=engine
+            )
         rows = linked.links.select("source", "record_id", "person_id").orderBy("source", "record_id").collect()
         with open(output / "links.csv", "w", encoding="utf-8", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["source", "record_id", "person_id"])
             writer.writerows([(r.source, r.record_id, r.person_id) for r in rows])
         measured = run_metrics(linked.links, linked.scored, config.match_threshold)
+        save_state(linked.state(), compared, output / STATE)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return {
         "files": len(inputs),
-        "compared": sorted(present),
+        "compared": sorted(compared),
         "engine": engine,
         "identities": linked.counts["identities"],
+        "new_identities": linked.counts["new_identities"] if state is not None else None,
         "metrics": [(m, g, v) for m, _, g, v, _, _ in measured],
     }

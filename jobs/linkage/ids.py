@@ -69,7 +69,7 @@ def assign_incremental(records: DataFrame, previous: DataFrame, run_id: str) -> 
         .distinct()
         .localCheckpoint()  # as small as the delivery
     )
-    changed = _inherit(records.join(F.broadcast(in_play), "cluster_id", "left_semi"), previous, run_id)
+    changed = _inherit(records.join(F.broadcast(in_play), "cluster_id", "left_semi"), previous, run_id, few=True)
     kept = records.join(F.broadcast(in_play), "cluster_id", "left_anti").withColumn(
         "person_id", F.substring("cluster_id", len(PERSON_CLUSTER) + 1, 1 << 16)
     )
@@ -85,8 +85,11 @@ def with_previous(clustered: DataFrame, previous: DataFrame) -> DataFrame:
     )
 
 
-def _inherit(records: DataFrame, previous: DataFrame, run_id: str) -> DataFrame:
-    """Records with cluster_id and previous_id -> adds person_id: inherited, or fresh for a cluster inheriting none."""
+def _inherit(records: DataFrame, previous: DataFrame, run_id: str, few: bool = False) -> DataFrame:
+    """Records with cluster_id and previous_id -> adds person_id: inherited, or fresh for a cluster inheriting none.
+
+    few: the clusters are as few as a delivery's, so their candidate ids are looked up in previous by broadcast.
+    """
     overlap = (
         records.where(F.col("previous_id").isNotNull())
         .groupBy("previous_id", "cluster_id")
@@ -101,17 +104,18 @@ def _inherit(records: DataFrame, previous: DataFrame, run_id: str) -> DataFrame:
         .select("cluster_id", F.col("previous_id").alias("inherited_id"))
     )
     anchors = records.groupBy("cluster_id").agg(_anchor().alias("anchor"))
+    candidates = anchors.withColumn("candidate", new_person_id(F.col("anchor")))
     # A fresh id must not reuse one already given out (a split's anchor may once have named the whole person).
-    taken = previous.select(F.col("person_id").alias("candidate")).distinct().withColumn("taken", F.lit(True))
-    fresh = (
-        anchors.withColumn("candidate", new_person_id(F.col("anchor")))
-        .join(taken, on="candidate", how="left")
-        .select(
-            "cluster_id",
-            F.when(F.col("taken"), new_person_id(F.concat_ws("|", "anchor", F.lit(run_id))))
-            .otherwise(F.col("candidate"))
-            .alias("fresh_id"),
-        )
+    given = previous.select(F.col("person_id").alias("candidate"))
+    if few:
+        candidates = candidates.localCheckpoint()
+        given = given.join(F.broadcast(candidates.select("candidate")), "candidate", "left_semi")
+    taken = given.distinct().withColumn("taken", F.lit(True))
+    fresh = candidates.join(taken, on="candidate", how="left").select(
+        "cluster_id",
+        F.when(F.col("taken"), new_person_id(F.concat_ws("|", "anchor", F.lit(run_id))))
+        .otherwise(F.col("candidate"))
+        .alias("fresh_id"),
     )
     ids = fresh.join(inherited, on="cluster_id", how="left").select(
         "cluster_id", F.coalesce("inherited_id", "fresh_id").alias("person_id")

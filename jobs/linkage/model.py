@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from functools import reduce
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from jobs.faults import kill_point
@@ -365,49 +365,71 @@ def blocking_candidates(existing: DataFrame, new: DataFrame, blocks: list[tuple[
         return existing
 
     def keys(frame: DataFrame) -> DataFrame:
-        # One row per (identity, rule) whose columns are all present: the rule's number and its values.
+        # One row per (identity, rule) whose columns are all present: a hash of the rule's number and
+        # values. Two keys that collide only add a candidate Splink's own blocking then pairs with nobody.
         per_rule = [
-            F.when(
-                reduce(lambda a, b: a & b, [F.col(c).isNotNull() for c in columns]),
-                F.to_json(F.struct(F.lit(i).alias("rule"), *columns)),
-            )
+            F.when(reduce(lambda a, b: a & b, [F.col(c).isNotNull() for c in columns]), F.xxhash64(F.lit(i), *columns))
             for i, columns in enumerate(blocks)
         ]
         return frame.select("unique_id", F.explode(F.array(*per_rule)).alias("key")).where(F.col("key").isNotNull())
 
     wanted = keys(new).select("key").distinct()
+    # As few as the delivery's neighbours: found in one pass over everyone, then fetched in another.
     reached = keys(existing).join(F.broadcast(wanted), "key", "left_semi").select("unique_id").distinct()
-    return existing.join(reached, on="unique_id", how="left_semi").localCheckpoint()
+    return existing.join(F.broadcast(reached.localCheckpoint()), on="unique_id", how="left_semi").localCheckpoint()
+
+
+def term_counts(identities: DataFrame) -> DataFrame:
+    """(column, value, n): how many identities hold each value of each term-frequency column (TF_COLUMNS)."""
+    pairs = F.explode(F.array(*[F.struct(F.lit(c).alias("column"), F.col(c).alias("value")) for c in TF_COLUMNS]))
+    return (
+        identities.select(pairs.alias("term"))
+        .select("term.*")
+        .where(F.col("value").isNotNull())
+        .groupBy("column", "value")
+        .agg(F.count("*").alias("n"))
+    )
+
+
+def term_frequencies(counts: DataFrame, column: str) -> DataFrame:
+    """(column, tf_column): each value's share of the identities that have one, as Splink computes it."""
+    share = F.col("n").cast("double") / F.sum("n").over(Window.partitionBy()).cast("double")
+    return counts.where(F.col("column") == column).select(F.col("value").alias(column), share.alias(f"tf_{column}"))
 
 
 def predict_new(
     spark: SparkSession,
-    features: DataFrame,
-    new_ids: DataFrame,
+    existing: DataFrame,
+    new: DataFrame,
     model: dict,
     config: LinkageConfig,
     checkpoint_dir: str,
     engine: str = SPARK,
+    counts: DataFrame | None = None,
 ) -> DataFrame:
     """Incremental link: score new identities against each other and against every existing one.
 
-    The trained model is reused as it is; term frequencies come from all identities.
+    existing, new: identity features (existing: every identity linked before, not new now).
+    The trained model is reused as it is; term frequencies come from all identities
+    (counts: their term_counts, if known), counted on Spark, so Splink is given only
+    the new identities and their blocking candidates.
     """
+    new = new.localCheckpoint()
+    candidates = blocking_candidates(existing, new, prediction_blocks(model))
     splink = _Splink(spark, engine, checkpoint_dir, config)
-    linker = splink.linker(features, in_dialect(model, engine))
+    linker = splink.linker(candidates.unionByName(new), in_dialect(model, engine))
+    if counts is None:
+        counts = term_counts(existing.unionByName(new))
     for column in TF_COLUMNS:
         if f"{column}_l" in json.dumps(model):
-            linker.table_management.compute_tf_table(column)
-    new = features.join(new_ids, on="unique_id", how="left_semi").localCheckpoint()
-    existing = blocking_candidates(
-        features.join(new_ids, on="unique_id", how="left_anti"), new, prediction_blocks(model)
-    )
+            tf = splink.register(term_frequencies(counts, column))
+            linker.table_management.register_term_frequency_lookup(tf, column)
     new_table = splink.register(new)
     within = linker.inference.predict_within(
         new_table, threshold_match_probability=config.review_floor, warning_mode="never"
     )
     between = linker.inference.predict_between(
-        new_table, splink.register(existing), threshold_match_probability=config.review_floor, warning_mode="never"
+        new_table, splink.register(candidates), threshold_match_probability=config.review_floor, warning_mode="never"
     )
     return splink.edges(within).unionByName(splink.edges(between))
 

@@ -10,7 +10,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs.cli import main
-from jobs.link import link_records
+from jobs.link import link_delivery, link_records
 from jobs.linkage import model
 from jobs.linkage.config import LinkageConfig
 from jobs.linkage.features import identities, identity_features
@@ -124,6 +124,35 @@ def test_link_cli_links_the_same_people_across_files(files, spark, capsys):
     assert found >= 38, found
 
 
+def _links_csv(folder) -> dict[tuple, str]:
+    with open(folder / "links.csv", encoding="utf-8", newline="") as handle:
+        return {(r["source"], r["record_id"]): r["person_id"] for r in csv.DictReader(handle)}
+
+
+def test_link_cli_links_a_delivery_against_an_earlier_link_keeping_its_ids(files, capsys):
+    first, second = files / "first", files / "second"
+    assert (
+        main(["link", "--input", str(files / "gp.csv"), "--input", str(files / "council.csv"), "--output", str(first)])
+        == 0
+    )
+    (files / "delivery").mkdir()
+    delivery = files / "delivery" / "council.csv"  # the council's next file: same source, two records
+    _write(delivery, [{"record_id": "C001", **_council_view(1)}, {"record_id": "C999", **_council_view(150)}])
+    capsys.readouterr()
+    assert main(["link", "--input", str(delivery), "--against", str(first), "--output", str(second)]) == 0
+    assert f"a delivery against {first}: 2 new identities" in capsys.readouterr().out
+    before, after = _links_csv(first), _links_csv(second)
+    assert len(after) == len(before) + 2  # every record of both, once
+    assert {k: after[k] for k in before} == before
+    assert after[("council", "C001")] == before[("gp", "G001")]
+    assert after[("council", "C999")] not in set(before.values())
+    # A folder no link wrote, and the earlier output itself, are refused before anything is written.
+    assert main(["link", "--input", str(delivery), "--against", str(files), "--output", str(files / "o3")]) == 2
+    assert "link.no_state" in capsys.readouterr().err and not (files / "o3").exists()
+    assert main(["link", "--input", str(delivery), "--against", str(first), "--output", str(first)]) == 2
+    assert "link.against_is_output" in capsys.readouterr().err and _links_csv(first) == before
+
+
 def test_link_cli_refuses_bad_input_naming_file_line_and_rule(files, capsys):
     bad = files / "dupes.csv"
     bad.write_text("record_id,given_name\nX1,ANN\nX1,ANN\n", encoding="utf-8")
@@ -197,6 +226,60 @@ def test_an_incremental_delivery_keeps_every_person_id(first_link, spark, tmp_pa
     assert after[("council", "C999")] not in set(before.values())
 
 
+def _links(linked) -> dict[tuple, tuple]:
+    return {
+        (r.source, r.record_id): (r.identity_id, r.person_id, r.previous_id, r.method, r.match_probability)
+        for r in linked.links.collect()
+    }
+
+
+def _delivery_alone(spark, files, first, delivered, rows, tmp_path, engine):
+    """The delivery linked alone against the first link's state, and every record linked incrementally."""
+    config = LinkageConfig.load()
+    previous = first.links.localCheckpoint()
+    everything = link_records(
+        spark, delivered, config, str(tmp_path / "all"), "run-2", previous, first.model, engine=engine
+    )
+    path = files / f"delivery_{engine}.csv"
+    _write(path, rows)
+    delivery = read_input(path)
+    delivery = standardised(spark, [type(delivery)("council", delivery.path, delivery.columns, delivery.rows)])
+    alone = link_delivery(spark, delivery, first.state(), config, str(tmp_path / "alone"), "run-2", engine=engine)
+    return everything, alone
+
+
+@pytest.mark.parametrize("engine", model.ENGINES)
+def test_a_delivery_linked_alone_links_as_relinking_every_record_does(first_link, files, spark, tmp_path, engine):
+    first, delivered = first_link
+    rows = [{"record_id": "C001", **_council_view(1)}, {"record_id": "C999", **_council_view(150)}]
+    everything, alone = _delivery_alone(spark, files, first, delivered, rows, tmp_path, engine)
+    assert _links(alone) == _links(everything)
+    assert alone.counts == everything.counts == {"identities": 147, "new_identities": 2}
+    assert _links(alone)[("council", "C001")][1] == _links(first)[("gp", "G001")][1]
+    # What the next delivery is linked against: every identity, each with its records.
+    state = {r.unique_id: r.asDict() for r in alone.state().identities.collect()}
+    assert state == {r.unique_id: r.asDict() for r in everything.identities.collect()}
+
+
+def test_a_record_resent_with_another_identity_moves_as_it_would_in_a_full_relink(files, spark, tmp_path):
+    """The council re-sends C002 (person 2, linked to G002) as it now holds it: person 3's identity."""
+    base = [read_input(files / "gp.csv"), read_input(files / "council.csv")]
+    config = LinkageConfig.load()
+    first = link_records(spark, standardised(spark, base), config, str(tmp_path / "first"), "run-1")
+    resent = {"record_id": "C002", **_council_view(3)}
+    kept = [r for r in base[1].rows if r["record_id"] != "C002"]
+    council = type(base[1])(
+        "council", base[1].path, base[1].columns, [*kept, {c: resent.get(c) or None for c in base[1].columns}]
+    )
+    delivered = standardised(spark, [base[0], council]).localCheckpoint()
+    everything, alone = _delivery_alone(spark, files, first, delivered, [resent], tmp_path, model.DUCKDB)
+    before, after = _links(first), _links(alone)
+    assert after == _links(everything)
+    assert after[("council", "C002")][1] == before[("gp", "G003")][1] != before[("council", "C002")][1]
+    assert after[("gp", "G002")][1] != after[("council", "C002")][1]  # person 2 is what is left
+    assert len(after) == len(before)  # nothing left out of the delivery is lost
+
+
 @pytest.mark.parametrize("engine", model.ENGINES)
 def test_a_delivery_scored_against_its_blocking_candidates_finds_every_pair_scoring_all_would(
     first_link, spark, tmp_path, monkeypatch, engine
@@ -208,7 +291,9 @@ def test_a_delivery_scored_against_its_blocking_candidates_finds_every_pair_scor
     new_ids = features.select("unique_id").join(known, "unique_id", "left_anti")
 
     def pairs(scratch: str) -> set[tuple]:
-        edges = model.predict_new(spark, features, new_ids, first.model, config, str(tmp_path / scratch), engine)
+        existing = features.join(new_ids, "unique_id", "left_anti")
+        new = features.join(new_ids, "unique_id", "left_semi")
+        edges = model.predict_new(spark, existing, new, first.model, config, str(tmp_path / scratch), engine)
         return {(r.unique_id_l, r.unique_id_r, round(r.match_probability, 9)) for r in edges.collect()}
 
     narrowed = pairs("narrowed")
