@@ -2,10 +2,13 @@
 
 Each previous person_id goes to the cluster now holding most of its records
 (ties to the smaller cluster_id). A cluster inherits the id, of those sent to
-it, that brings it most records (ties to the smaller id); a cluster that
-inherits none gets a new id. So a re-run on the same records changes no id;
-a new record joins its person's id; two persons merged keep the larger one's
-id; a person split keeps its id on its larger part. Every record whose id
+it, that brings it most records (ties to the smaller id). An id its cluster
+did not take is sent again, in a second round, to the cluster holding most of
+its records among those that took none; a cluster that inherits none gets a
+new id. So a re-run on the same records changes no id; a new record joins its
+person's id; two persons merged keep the larger one's id; a person split
+keeps its id on its larger part, and on what is left when its larger part
+(or, in a tie, the part first in order) joins a person keeping its own id. Every record whose id
 changes is accounted for in the history: (old id -> new id, when, why).
 """
 
@@ -85,6 +88,17 @@ def with_previous(clustered: DataFrame, previous: DataFrame) -> DataFrame:
     )
 
 
+def _heirs(overlap: DataFrame) -> DataFrame:
+    """(previous_id, cluster_id, n) -> (cluster_id, previous_id): each id to the cluster holding most
+    of its records (ties to the smaller cluster_id), each cluster the id bringing it most (ties to the smaller id)."""
+    by_previous = Window.partitionBy("previous_id").orderBy(F.col("n").desc(), "cluster_id")
+    heirs = overlap.withColumn("rank", F.row_number().over(by_previous)).where("rank = 1")
+    by_cluster = Window.partitionBy("cluster_id").orderBy(F.col("n").desc(), "previous_id")
+    return (
+        heirs.withColumn("rank", F.row_number().over(by_cluster)).where("rank = 1").select("cluster_id", "previous_id")
+    )
+
+
 def _inherit(records: DataFrame, previous: DataFrame, run_id: str, few: bool = False) -> DataFrame:
     """Records with cluster_id and previous_id -> adds person_id: inherited, or fresh for a cluster inheriting none.
 
@@ -95,14 +109,12 @@ def _inherit(records: DataFrame, previous: DataFrame, run_id: str, few: bool = F
         .groupBy("previous_id", "cluster_id")
         .agg(F.count("*").alias("n"))
     )
-    by_previous = Window.partitionBy("previous_id").orderBy(F.col("n").desc(), "cluster_id")
-    heirs = overlap.withColumn("rank", F.row_number().over(by_previous)).where("rank = 1")
-    by_cluster = Window.partitionBy("cluster_id").orderBy(F.col("n").desc(), "previous_id")
-    inherited = (
-        heirs.withColumn("rank", F.row_number().over(by_cluster))
-        .where("rank = 1")
-        .select("cluster_id", F.col("previous_id").alias("inherited_id"))
+    first = _heirs(overlap)
+    # An id its cluster did not take goes, of the clusters that took none, to the one holding most of its records.
+    unclaimed = overlap.join(first.select("previous_id"), "previous_id", "left_anti").join(
+        first.select("cluster_id"), "cluster_id", "left_anti"
     )
+    inherited = first.unionByName(_heirs(unclaimed)).select("cluster_id", F.col("previous_id").alias("inherited_id"))
     anchors = records.groupBy("cluster_id").agg(_anchor().alias("anchor"))
     candidates = anchors.withColumn("candidate", new_person_id(F.col("anchor")))
     # A fresh id must not reuse one already given out (a split's anchor may once have named the whole person).

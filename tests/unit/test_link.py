@@ -148,6 +148,26 @@ def test_merges_keep_the_larger_persons_id_and_splits_keep_the_larger_part(spark
     assert history == {("P-small", "merge", 1): "P-big", ("P-split", "split", 1): ids["6"]}
 
 
+def test_a_person_whose_part_joins_someone_keeping_their_id_keeps_its_id_on_what_is_left(spark):
+    # X's records part: x2 is now Y's (a tie, which sends X to Y's cluster first, and Y brings it more).
+    previous = spark.createDataFrame(
+        [("gp", "x1", "X"), ("ae", "x2", "X"), ("gp", "y1", "Y"), ("ae", "y2", "Y")], PREVIOUS
+    )
+    clustered = spark.createDataFrame(
+        [("gp", "x1", "c-x"), ("ae", "x2", "c-a"), ("gp", "y1", "c-a"), ("ae", "y2", "c-a")], CLUSTERED
+    )
+    assigned = assign_person_ids(clustered, previous, "run-2")
+    ids = {r.record_id: r.person_id for r in assigned.collect()}
+    assert ids == {"x1": "X", "x2": "Y", "y1": "Y", "y2": "Y"}
+    history = [
+        (r.old_person_id, r.new_person_id, r.reason, r.records)
+        for r in id_history(assigned, "run-2", datetime(2026, 12, 4)).collect()
+    ]
+    assert history == [("X", "Y", "split", 1)]
+    incremental = assign_incremental(with_previous(clustered, previous), previous, "run-2")
+    assert {r.record_id: r.person_id for r in incremental.collect()} == ids
+
+
 def test_a_split_never_reuses_an_id_already_given_out(spark):
     # P-a was once named after asc:1; asc:1 now stands alone, the larger part keeps P-a.
     anchor_id = spark.range(1).select(new_person_id(F.lit("asc:1")))
