@@ -335,7 +335,8 @@ def link_delivery(
     last link's for every record it did not re-send, so a record is never lost by
     being left out of a delivery. The ids and methods are link_records' incremental
     ones for the same records; the cost is the delivery's, plus a few passes over
-    the state (no feature, Splink table or join is as large as everyone).
+    the state, each a lookup with the delivery's keys broadcast (features are computed,
+    and Splink's tables built, for the delivery and its blocking candidates alone).
     """
     phases = _Phases()
     record_ids = feat.record_identities(delivery)
