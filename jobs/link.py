@@ -75,6 +75,16 @@ def _edges(ids_l: DataFrame, left: str, right: str, probability: F.Column) -> Da
     )
 
 
+def _nhs_edges(nhs: DataFrame) -> DataFrame:
+    """The deterministic pass as edges: each member of an NHS-number group to its anchor."""
+    return _edges(nhs.where(F.col("identity_id") != F.col("nhs_anchor")), "identity_id", "nhs_anchor", F.lit(1.0))
+
+
+def _no_nhs_groups(nodes: DataFrame) -> DataFrame:
+    """nhs_groups' shape with no rows: the deterministic pass is off, or there are no NHS numbers to link on."""
+    return nodes.limit(0).select("identity_id", F.col("identity_id").alias("nhs_anchor"))
+
+
 # Stored probabilities are rounded: Spark adds EM's floating-point sums in whatever order rows
 # reach it, so two links of the same records can differ in a probability's last bit.
 PROBABILITY_DECIMALS = 9
@@ -255,12 +265,10 @@ def link_records(
         nhs_nodes = nodes.join(new_numbers.select("nhs_number").distinct(), on="nhs_number", how="left_semi")
     # Checkpointed: clustering and the methods both read the groups, which take three shuffles to find.
     nhs = (
-        feat.nhs_groups(nhs_nodes)
-        if config.nhs_deterministic and "nhs_number" in present
-        else nodes.limit(0).select("identity_id", F.col("identity_id").alias("nhs_anchor"))
+        feat.nhs_groups(nhs_nodes) if config.nhs_deterministic and "nhs_number" in present else _no_nhs_groups(nodes)
     ).localCheckpoint()
     phases.done("nhs_number")
-    nhs_edges = _edges(nhs.where(F.col("identity_id") != F.col("nhs_anchor")), "identity_id", "nhs_anchor", F.lit(1.0))
+    nhs_edges = _nhs_edges(nhs)
     empty_edges = nhs_edges.limit(0)
     if mode == "full":
         if n_nodes > 1 and len(available) > 1:
@@ -418,20 +426,18 @@ def link_delivery(
         )
         nhs = feat.nhs_groups(members).localCheckpoint()
     else:
-        nhs = nodes.limit(0).select("identity_id", F.col("identity_id").alias("nhs_anchor"))
+        nhs = _no_nhs_groups(nodes)
     phases.done("nhs_number")
-    nhs_edges = _edges(nhs.where(F.col("identity_id") != F.col("nhs_anchor")), "identity_id", "nhs_anchor", F.lit(1.0))
+    nhs_edges = _nhs_edges(nhs)
+    existing = identities.join(F.broadcast(new_ids), "unique_id", "left_anti").drop("records")
+    # Found in the state as it was (materialised; what the delivery changed is lazy): an identity it
+    # carries has the same features there, and of the rest only those it emptied are no longer there.
+    new_only = new_features.drop("records")
+    candidates = model.blocking_candidates(
+        state.identities.drop("records"), new_only, model.prediction_blocks(state.model)
+    ).join(F.broadcast(gone.select("unique_id")), "unique_id", "left_anti")
     scored = (
-        model.predict_new(
-            spark,
-            identities.join(F.broadcast(new_ids), "unique_id", "left_anti").drop("records"),
-            new_features.drop("records"),
-            state.model,
-            config,
-            checkpoint_dir,
-            engine,
-            counts,
-        )
+        model.predict_new(spark, existing, new_only, state.model, config, checkpoint_dir, engine, counts, candidates)
         if n_new
         else nhs_edges.limit(0)
     ).persist()
@@ -568,7 +574,7 @@ def _incremental_links(
             .where(F.col("person").isNotNull())
             .distinct()
             .collect()
-        } - {None}
+        }
         keys = F.broadcast(records.select("source", "record_id"))
         theirs = F.broadcast(spark.createDataFrame([(p,) for p in sorted(persons)], "person_id string"))
         others = (
@@ -595,6 +601,9 @@ def _incremental_links(
     clustered = placed.join(F.broadcast(in_play), on="unique_id", how="left").withColumn(
         "cluster_id", F.coalesce("cluster_id", "unique_id")
     )
+    if not complete:
+        # As few as the delivery's records and their persons', and read three times to name them.
+        clustered = clustered.localCheckpoint()
     moved_nodes = nodes.join(F.broadcast(moved.select("identity_id").distinct()), "identity_id", "left_semi")
     methods = F.broadcast(node_methods(moved_nodes, nhs, scored, config.match_threshold))
     links = (

@@ -14,6 +14,8 @@ changes is accounted for in the history: (old id -> new id, when, why).
 
 from __future__ import annotations
 
+import hashlib
+from collections import Counter
 from datetime import datetime
 
 from pyspark.sql import DataFrame, Window
@@ -52,13 +54,14 @@ PERSON_CLUSTER = "person:"
 def assign_incremental(records: DataFrame, previous: DataFrame, run_id: str) -> DataFrame:
     """assign_person_ids for an incremental link's clusters: the same ids, worked out only where they can change.
 
-    records: (source, record_id, cluster_id, previous_id, ...), with_previous's shape, read twice.
+    records: (source, record_id, cluster_id, previous_id, ...), with_previous's shape, read three times.
 
     A cluster person:X whose records all had X, while every record that had X
     sits in it, can only keep X: it is the heir of X and X is all it is sent.
     Every other cluster (those the delivery's graph made, those holding a new
     record, and person:X for each X one of their records had) goes through
-    assign_person_ids' rules, with all the records of every previous id it is sent.
+    assign_person_ids' rules, with all the records of every previous id it is sent:
+    as few as a delivery's, so applied on the driver (_name_few).
     """
     own_cluster = F.col("cluster_id") == F.concat(F.lit(PERSON_CLUSTER), F.col("previous_id"))
     odd = records.where(~F.coalesce(own_cluster, F.lit(False)))
@@ -72,11 +75,69 @@ def assign_incremental(records: DataFrame, previous: DataFrame, run_id: str) -> 
         .distinct()
         .localCheckpoint()  # as small as the delivery
     )
-    changed = _inherit(records.join(F.broadcast(in_play), "cluster_id", "left_semi"), previous, run_id, few=True)
+    playing = records.join(F.broadcast(in_play), "cluster_id", "left_semi")
+    changed = playing.join(F.broadcast(_name_few(playing, previous, run_id)), "cluster_id", "inner")
     kept = records.join(F.broadcast(in_play), "cluster_id", "left_anti").withColumn(
         "person_id", F.substring("cluster_id", len(PERSON_CLUSTER) + 1, 1 << 16)
     )
     return changed.unionByName(kept)
+
+
+def _name_few(records: DataFrame, previous: DataFrame, run_id: str) -> DataFrame:
+    """_inherit's rules on the driver, for as few clusters as a delivery makes: (cluster_id, person_id).
+
+    records: (source, record_id, cluster_id, previous_id) of every record of those clusters and of the
+    previous ids they hold. The only pass over previous is the lookup of the fresh ids already given out.
+    A handful of Spark jobs, where _inherit's shuffles and windows take a dozen for a few hundred rows.
+    """
+    import pyarrow as pa
+
+    table = records.select("cluster_id", "previous_id", F.concat_ws(":", "source", "record_id").alias("key")).toArrow()
+    overlap: Counter[tuple[str, str]] = Counter()
+    anchors: dict[str, str] = {}
+    columns = (table.column(name).to_pylist() for name in ("cluster_id", "previous_id", "key"))
+    for cluster, previous_id, key in zip(*columns, strict=True):
+        if previous_id is not None:
+            overlap[previous_id, cluster] += 1
+        if cluster not in anchors or key < anchors[cluster]:
+            anchors[cluster] = key
+    inherited = _heirs_of(overlap)
+    sent = set(inherited.values())
+    inherited |= _heirs_of(
+        Counter({(p, c): n for (p, c), n in overlap.items() if p not in sent and c not in inherited})
+    )
+    candidates = {cluster: _new_id(anchor) for cluster, anchor in anchors.items() if cluster not in inherited}
+    spark = records.sparkSession
+    wanted = spark.createDataFrame(pa.table({"person_id": pa.array(sorted(set(candidates.values())), pa.string())}))
+    taken = {
+        r.person_id for r in previous.select("person_id").join(F.broadcast(wanted), "person_id", "left_semi").collect()
+    }
+    named = dict(inherited)
+    for cluster, candidate in candidates.items():
+        named[cluster] = _new_id(f"{anchors[cluster]}|{run_id}") if candidate in taken else candidate
+    return spark.createDataFrame(
+        pa.table(
+            {"cluster_id": pa.array(list(named), pa.string()), "person_id": pa.array(list(named.values()), pa.string())}
+        )
+    )
+
+
+def _heirs_of(overlap: Counter[tuple[str, str]]) -> dict[str, str]:
+    """_heirs on the driver: {(previous_id, cluster_id): n} -> {cluster_id: previous_id}."""
+    best: dict[str, tuple[str, int]] = {}  # each id's cluster holding most of its records, ties to the smaller
+    for (previous_id, cluster), n in overlap.items():
+        if previous_id not in best or (-n, cluster) < (-best[previous_id][1], best[previous_id][0]):
+            best[previous_id] = (cluster, n)
+    heirs: dict[str, tuple[str, int]] = {}  # each cluster's id bringing it most, ties to the smaller
+    for previous_id, (cluster, n) in best.items():
+        if cluster not in heirs or (-n, previous_id) < (-heirs[cluster][1], heirs[cluster][0]):
+            heirs[cluster] = (previous_id, n)
+    return {cluster: previous_id for cluster, (previous_id, _) in heirs.items()}
+
+
+def _new_id(anchor: str) -> str:
+    """new_person_id, on the driver."""
+    return "P" + hashlib.sha256(anchor.encode("utf-8")).hexdigest()[:16]
 
 
 def with_previous(clustered: DataFrame, previous: DataFrame) -> DataFrame:
@@ -99,10 +160,10 @@ def _heirs(overlap: DataFrame) -> DataFrame:
     )
 
 
-def _inherit(records: DataFrame, previous: DataFrame, run_id: str, few: bool = False) -> DataFrame:
+def _inherit(records: DataFrame, previous: DataFrame, run_id: str) -> DataFrame:
     """Records with cluster_id and previous_id -> adds person_id: inherited, or fresh for a cluster inheriting none.
 
-    few: the clusters are as few as a delivery's, so their candidate ids are looked up in previous by broadcast.
+    _name_few applies the same rules on the driver, for a delivery's clusters.
     """
     overlap = (
         records.where(F.col("previous_id").isNotNull())
@@ -118,11 +179,7 @@ def _inherit(records: DataFrame, previous: DataFrame, run_id: str, few: bool = F
     anchors = records.groupBy("cluster_id").agg(_anchor().alias("anchor"))
     candidates = anchors.withColumn("candidate", new_person_id(F.col("anchor")))
     # A fresh id must not reuse one already given out (a split's anchor may once have named the whole person).
-    given = previous.select(F.col("person_id").alias("candidate"))
-    if few:
-        candidates = candidates.localCheckpoint()
-        given = given.join(F.broadcast(candidates.select("candidate")), "candidate", "left_semi")
-    taken = given.distinct().withColumn("taken", F.lit(True))
+    taken = previous.select(F.col("person_id").alias("candidate")).distinct().withColumn("taken", F.lit(True))
     fresh = candidates.join(taken, on="candidate", how="left").select(
         "cluster_id",
         F.when(F.col("taken"), new_person_id(F.concat_ws("|", "anchor", F.lit(run_id))))

@@ -177,6 +177,9 @@ def test_a_split_never_reuses_an_id_already_given_out(spark):
     ids = {r.record_id: r.person_id for r in assign_person_ids(clustered, previous, "run-9").collect()}
     assert ids["2"] == ids["3"] == old
     assert ids["1"] != old
+    # A delivery's clusters are named on the driver, by the same rules.
+    incremental = assign_incremental(with_previous(clustered, previous), previous, "run-9")
+    assert {r.record_id: r.person_id for r in incremental.collect()} == ids
 
 
 def test_an_incremental_links_ids_are_the_ids_the_full_rules_give(spark):
