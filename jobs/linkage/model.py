@@ -179,6 +179,18 @@ def splink_settings(config: LinkageConfig, available: set[str] | None = None, di
     )
 
 
+# Not one of Splink's break_lineage methods: the tables it would persist are localCheckpointed
+# (kept by Spark's block manager), for as few identities as a delivery's. The names are those
+# splink.internals.spark.database_api persists.
+LOCAL_LINEAGE = "local"
+_PERSISTED = re.compile(
+    r"__splink__(df_comparison_vectors|df_concat_sample|df_concat_with_tf|df_predict|df_tf_.+|df_representatives.*"
+    r"|representatives.*|df_neighbours|df_connected_components_df|blocked_id_pairs|marginal_exploded_ids_blocking_rule.*"
+    r"|nodes_in_play|edges_in_play|clusters_at_threshold|distinct_clusters_at_threshold|clusters_at_all_thresholds"
+    r"|clustering_output_final|stable_nodes_at_new_threshold|filtered_neighbours.*)"
+)
+
+
 def spark_api(spark: SparkSession, checkpoint_dir: str, break_lineage: str):
     """Splink's Spark backend; intermediate tables persisted in memory, or as parquet under checkpoint_dir."""
     from splink.backends.spark import SparkAPI
@@ -189,12 +201,17 @@ def spark_api(spark: SparkSession, checkpoint_dir: str, break_lineage: str):
         Splink leaves that table lazy, so every EM iteration re-read and
         re-aggregated all the session's comparison vectors; it is a few hundred
         rows (one per pattern), computed once and kept in memory instead.
+        LOCAL_LINEAGE: the tables scoring reads again are localCheckpointed, not written
+        as parquet and listed and read back (2.5-3 s a delivery at 1M, for a few thousand rows).
         """
 
         def _break_lineage_and_repartition(self, spark_df, templated_name, physical_name):
             if templated_name == "__splink__agreement_pattern_counts":
                 return spark_df.localCheckpoint()
-            return super()._break_lineage_and_repartition(spark_df, templated_name, physical_name)
+            if self.break_lineage_method != LOCAL_LINEAGE:
+                return super()._break_lineage_and_repartition(spark_df, templated_name, physical_name)
+            spark_df = self._repartition_if_needed(spark_df, templated_name)
+            return spark_df.localCheckpoint() if _PERSISTED.fullmatch(templated_name) else spark_df
 
     spark.sparkContext.setCheckpointDir(checkpoint_dir)
     return EMCountsMaterialised(spark_session=spark, break_lineage_method=break_lineage)
@@ -248,15 +265,18 @@ class _Splink:
     """One linkage's Splink backend: register Spark frames with it, get scored pairs back as Spark frames.
 
     DuckDB runs in this process with at most half the machine's memory (the Spark driver shares it),
-    spilling what does not fit to checkpoint_dir.
+    spilling what does not fit to checkpoint_dir. small: on Spark, Splink's tables are kept in
+    memory (LOCAL_LINEAGE), not written under checkpoint_dir.
     """
 
-    def __init__(self, spark: SparkSession, engine: str, checkpoint_dir: str, config: LinkageConfig) -> None:
+    def __init__(
+        self, spark: SparkSession, engine: str, checkpoint_dir: str, config: LinkageConfig, small: bool = False
+    ) -> None:
         if engine not in ENGINES:
             raise ValueError(f"unknown linkage engine {engine!r}: one of {', '.join(ENGINES)}")
         self.spark, self.engine = spark, engine
         if engine == SPARK:
-            self.api = spark_api(spark, checkpoint_dir, config.break_lineage)
+            self.api = spark_api(spark, checkpoint_dir, LOCAL_LINEAGE if small else config.break_lineage)
             return
         import duckdb
         from splink import DuckDBAPI
@@ -280,10 +300,12 @@ class _Splink:
         table = predictions.as_pyarrow_table().select(EDGE_COLUMNS).cast(_edge_schema())
         return self.spark.createDataFrame(table)
 
-    def linker(self, features: DataFrame, model):
+    def linker(self, features, model):
+        """A Linker over features: a Spark frame, or one this backend registered already."""
         from splink import Linker
 
-        return Linker(self.register(features), model, log_level=logging.WARNING)
+        table = self.register(features) if isinstance(features, DataFrame) else features
+        return Linker(table, model, log_level=logging.WARNING)
 
 
 def _edge_schema():
@@ -399,6 +421,10 @@ def term_frequencies(counts: DataFrame, column: str) -> DataFrame:
     return counts.where(F.col("column") == column).select(F.col("value").alias(column), share.alias(f"tf_{column}"))
 
 
+# predict_new's own column on the identities it gives Splink: true for a new one.
+_DELIVERED = "placelake_delivered"
+
+
 def predict_new(
     spark: SparkSession,
     existing: DataFrame,
@@ -421,22 +447,32 @@ def predict_new(
     new = new.localCheckpoint()
     if candidates is None:
         candidates = blocking_candidates(existing, new, prediction_blocks(model))
-    splink = _Splink(spark, engine, checkpoint_dir, config)
-    linker = splink.linker(candidates.unionByName(new), in_dialect(model, engine))
+    # As few as the new identities and their candidates: Splink's tables stay in Spark's memory.
+    splink = _Splink(spark, engine, checkpoint_dir, config, small=True)
+    settings = in_dialect(model, engine)
+    table = splink.register(
+        candidates.withColumn(_DELIVERED, F.lit(False)).unionByName(new.withColumn(_DELIVERED, F.lit(True)))
+    )
+    linker = splink.linker(table, settings)
     if counts is None:
         counts = term_counts(existing.unionByName(new))
     for column in TF_COLUMNS:
         if f"{column}_l" in json.dumps(model):
             tf = splink.register(term_frequencies(counts, column))
             linker.table_management.register_term_frequency_lookup(tf, column)
-    new_table = splink.register(new)
-    within = linker.inference.predict_within(
-        new_table, threshold_match_probability=config.review_floor, warning_mode="never"
+    # One blocking and one scoring of new with new and new with candidates (predict_within and
+    # predict_between would each block and score): the model's rules, for pairs with a new side.
+    rules = [
+        {**rule, "blocking_rule": f"({rule['blocking_rule']}) AND (l.{_DELIVERED} OR r.{_DELIVERED})"}
+        for rule in settings["blocking_rules_to_generate_predictions"]
+    ]
+    scored = linker.inference.predict_within(
+        table,
+        blocking_rules_to_generate_predictions=rules,
+        threshold_match_probability=config.review_floor,
+        warning_mode="never",
     )
-    between = linker.inference.predict_between(
-        new_table, splink.register(candidates), threshold_match_probability=config.review_floor, warning_mode="never"
-    )
-    return splink.edges(within).unionByName(splink.edges(between))
+    return splink.edges(scored)
 
 
 def connected_components(

@@ -297,6 +297,19 @@ def test_a_delivery_scored_against_its_blocking_candidates_finds_every_pair_scor
         return {(r.unique_id_l, r.unique_id_r, round(r.match_probability, 9)) for r in edges.collect()}
 
     narrowed = pairs("narrowed")
+    # The same model scoring every identity (Splink's own predict: its blocking, its term frequencies)
+    # finds the same pairs with a new identity in them, each once, with the same probability.
+    splink = model._Splink(spark, engine, str(tmp_path / "every"), config)
+    linker = splink.linker(features, model.in_dialect(first.model, engine))
+    every = splink.edges(linker.inference.predict(threshold_match_probability=config.review_floor))
+    new_set = {r.unique_id for r in new_ids.collect()}
+    unordered = {(frozenset((left, right)), p) for left, right, p in narrowed}
+    assert len(unordered) == len(narrowed)
+    assert unordered == {
+        (frozenset((r.unique_id_l, r.unique_id_r)), round(r.match_probability, 9))
+        for r in every.collect()
+        if {r.unique_id_l, r.unique_id_r} & new_set
+    }
     monkeypatch.setattr(model, "prediction_blocks", lambda _: None)  # every existing identity
     assert narrowed == pairs("all")
     # Person 1's council record meets its GP record: the comparison is not empty.
