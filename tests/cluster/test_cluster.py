@@ -29,7 +29,9 @@ from jobs.gate import content_fingerprint
 pytestmark = pytest.mark.cluster
 
 SPARK_HOME = Path(pyspark.__file__).resolve().parent
-PEOPLE = 300
+# Enough people for every gold table to hold rows: at 300 the generated place has one person with the
+# five A&E attendances in a year that cohort_hiu needs, and the pipeline keeps none (checked 4 December).
+PEOPLE = 1000
 
 
 def _free_port() -> int:
