@@ -42,9 +42,14 @@ def assign_person_ids(clustered: DataFrame, previous: DataFrame | None, run_id: 
     return _inherit(with_previous(clustered, previous).localCheckpoint(), previous, run_id)
 
 
+def _record_key() -> F.Column:
+    """A record as source:record_id."""
+    return F.concat_ws(":", "source", "record_id")
+
+
 def _anchor() -> F.Column:
     """Of a cluster's records, the smallest source:record_id: what a new person's id is made from."""
-    return F.min(F.concat_ws(":", "source", "record_id"))
+    return F.min(_record_key())
 
 
 # In an incremental link every person the delivery did not touch is one cluster, named so.
@@ -90,13 +95,9 @@ def _name_few(records: DataFrame, previous: DataFrame, run_id: str) -> DataFrame
     previous ids they hold. The only pass over previous is the lookup of the fresh ids already given out.
     A handful of Spark jobs, where _inherit's shuffles and windows take a dozen for a few hundred rows.
     """
-    import pyarrow as pa
-
-    table = records.select("cluster_id", "previous_id", F.concat_ws(":", "source", "record_id").alias("key")).toArrow()
     overlap: Counter[tuple[str, str]] = Counter()
     anchors: dict[str, str] = {}
-    columns = (table.column(name).to_pylist() for name in ("cluster_id", "previous_id", "key"))
-    for cluster, previous_id, key in zip(*columns, strict=True):
+    for cluster, previous_id, key in records.select("cluster_id", "previous_id", _record_key()).collect():
         if previous_id is not None:
             overlap[previous_id, cluster] += 1
         if cluster not in anchors or key < anchors[cluster]:
@@ -108,18 +109,14 @@ def _name_few(records: DataFrame, previous: DataFrame, run_id: str) -> DataFrame
     )
     candidates = {cluster: _new_id(anchor) for cluster, anchor in anchors.items() if cluster not in inherited}
     spark = records.sparkSession
-    wanted = spark.createDataFrame(pa.table({"person_id": pa.array(sorted(set(candidates.values())), pa.string())}))
+    wanted = spark.createDataFrame([(c,) for c in sorted(set(candidates.values()))], "person_id string")
     taken = {
         r.person_id for r in previous.select("person_id").join(F.broadcast(wanted), "person_id", "left_semi").collect()
     }
     named = dict(inherited)
     for cluster, candidate in candidates.items():
         named[cluster] = _new_id(f"{anchors[cluster]}|{run_id}") if candidate in taken else candidate
-    return spark.createDataFrame(
-        pa.table(
-            {"cluster_id": pa.array(list(named), pa.string()), "person_id": pa.array(list(named.values()), pa.string())}
-        )
-    )
+    return spark.createDataFrame(list(named.items()), "cluster_id string, person_id string")
 
 
 def _heirs_of(overlap: Counter[tuple[str, str]]) -> dict[str, str]:
