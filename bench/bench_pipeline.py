@@ -87,6 +87,8 @@ def _stage(name: str, run, rows_in, rows_out) -> dict:
     }
     if isinstance(summary, dict) and "mode" in summary:
         result["mode"] = summary["mode"]  # link: full, incremental or unchanged
+        if "delivered_records" in summary:  # link: records linked as new (a delivery's, or all)
+            result["delivered_records"] = summary["delivered_records"]
     mode = f" ({result['mode']})" if "mode" in result else ""
     say(
         f"{name}: {status}{mode} in {seconds:.1f}s, {n_in} rows in, {n_out} out, "

@@ -11,7 +11,8 @@ those people, and removes:
 - bronze     their rows (by file and line)
 - silver     their records and every version of them (``<source>_history``),
              their links, their person rows and person_id history; the opt-out
-             list's row for N
+             list's row for N; the linkage state (link_identities, link_term_counts)
+             whole, which the next link saves again
 - quarantine rows from their lines (land and clean), and gate rows naming them
 - staging/gold and gold   rows keyed by their person_key or event_key
 - tmp/       Splink's intermediate files a crashed run may have left
@@ -48,6 +49,7 @@ from pyspark.sql import functions as F
 from jobs import fs, lake, land
 from jobs.config import Settings
 from jobs.contracts import source_contracts
+from jobs.link import state_paths
 from jobs.privacy import pseudonym_key
 
 log = logging.getLogger(__name__)
@@ -212,6 +214,11 @@ def remove_from_lake(spark: SparkSession, settings: Settings, numbers: list[str]
         _delete(spark, settings.table("silver", "person"), F.col("person_id").isin(ids), found, "silver/person")
         history = F.col("old_person_id").isin(ids) | F.col("new_person_id").isin(ids)
         _delete(spark, settings.table("silver", "person_id_history"), history, found, "silver/person_id_history")
+        # The linkage state holds every identity's features: removed whole, every version with it.
+        # person_link's erasure commit carries no link's stamp, so the next link relinks every
+        # record and saves the state again.
+        for path in state_paths(settings).values():
+            fs.remove_tree(path)
 
     rows = settings.path("lake", "quarantine", "rows")
     _delete_matching(

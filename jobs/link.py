@@ -668,11 +668,104 @@ def _last_link(spark: SparkSession, settings: Settings) -> dict | None:
     return stamp if isinstance(stamp, dict) and "inputs" in stamp else None
 
 
+# What the next link stage links a delivery against (LinkState), kept beside person_link and
+# stamped with the run that wrote it: every identity's features and how many records carry it,
+# and Splink's term counts. Identifiers, so in silver; erasure removes both tables (jobs/forget.py).
+STATE_TABLES = {"identities": "link_identities", "term_counts": "link_term_counts"}
+
+
+def state_paths(settings: Settings) -> dict[str, str]:
+    return {part: settings.table("silver", name) for part, name in STATE_TABLES.items()}
+
+
+def _save_state(linked: Linked, settings: Settings, run_id: str) -> None:
+    stamp = json.dumps({"run_id": run_id, "identities": linked.counts["identities"]}, sort_keys=True)
+    for part, path in state_paths(settings).items():
+        lake.replace(getattr(linked, part), path, user_metadata=stamp)
+
+
+def _saved_state(spark: SparkSession, settings: Settings, last: dict | None, previous: DataFrame | None):
+    """The LinkState the last link saved, if person_link is still that link's (its stamp's run), else None.
+
+    A link that died between saving the state and writing person_link, an erasure (which removes
+    the state and rewrites person_link unstamped), a lake older than the state: None, and the
+    stage relinks every record against the last links instead."""
+    trained = _read_model(settings)
+    if last is None or previous is None or trained is None:
+        return None
+    stamps = []
+    for path in state_paths(settings).values():
+        if not lake.table_exists(spark, path):
+            return None
+        try:
+            stamps += [json.loads(s) for s in lake.recent_user_metadata(spark, path, limit=1)]
+        except ValueError:
+            return None
+    if len(stamps) != len(STATE_TABLES) or any(s.get("run_id") != last.get("run_id") for s in stamps):
+        return None
+    paths = state_paths(settings)
+    return LinkState(
+        previous,
+        lake.read(spark, paths["identities"]),
+        trained,
+        stamps[0]["identities"],
+        lake.read(spark, paths["term_counts"]).localCheckpoint(),
+    )
+
+
+def changed_records(records: DataFrame, previous: DataFrame) -> tuple[DataFrame, int, int]:
+    """(the records new, or carrying another identity, since the last link; how many; how many of the
+    last link's records are gone). One join of every record's key and identity with the last links."""
+    diff = (
+        feat.record_identities(records)
+        .join(
+            previous.select("source", "record_id", F.col("identity_id").alias("was")), ["source", "record_id"], "full"
+        )
+        .where(~F.col("identity_id").eqNullSafe(F.col("was")))
+        .localCheckpoint()
+    )
+    gone = diff.where(F.col("identity_id").isNull()).count()
+    keys = diff.where(F.col("identity_id").isNotNull()).select("source", "record_id")
+    n_changed = keys.count()
+    delivery = records.join(F.broadcast(keys), ["source", "record_id"], "left_semi").localCheckpoint()
+    return delivery, n_changed, gone
+
+
+def _link_changes(
+    spark: SparkSession,
+    records: DataFrame,
+    state: LinkState,
+    config: LinkageConfig,
+    scratch: str,
+    run_id: str,
+    engine: str,
+) -> Linked | None:
+    """link_delivery of what changed in silver since the last link, or None where link_records must
+    run instead: a record the last link linked is gone (persons may split), or the new identities are
+    more than incremental.max_new_fraction (link_records then re-estimates the model)."""
+    delivery, n_changed, gone = changed_records(records, state.links)
+    # New identities are at most the changed records: under the fraction, so is the delivery's key list.
+    if gone or n_changed > config.max_new_fraction * max(state.identity_count, 1):
+        log.info("link: %d records changed and %d gone since the last link: every record is relinked", n_changed, gone)
+        return None
+    linked = link_delivery(spark, delivery, state, config, scratch, run_id, present=SILVER_FEATURES, engine=engine)
+    n_new, n_nodes = linked.counts["new_identities"], linked.counts["identities"]
+    if n_new > config.max_new_fraction * max(n_nodes - n_new, 1):
+        linked.scored.unpersist()
+        log.info("link: %d new identities against %d: every record is relinked, the model re-estimated", n_new, n_nodes)
+        return None
+    log.info("link: %d records changed since the last link, linked as a delivery (%d new identities)", n_changed, n_new)
+    linked.counts["delivered_records"] = n_changed
+    return linked
+
+
 def link_all(spark: SparkSession, settings: Settings, run_id: str, full: bool = False) -> dict[str, int]:
     """The link stage: silver sources -> silver person_link, person, person_id_history; ops linkage_metrics.
 
     When every silver person source is at the version the last link read, with the same settings,
     there is nothing to link: the tables stay as that link left them (and the report shows its metrics).
+    Otherwise the records new or changed since the last link are linked as a delivery against the
+    state it saved (link_delivery); every record is relinked (link_records) when that cannot be done.
     """
     started = datetime.now(UTC)
     sources = person_sources(spark, settings)
@@ -705,17 +798,22 @@ def link_all(spark: SparkSession, settings: Settings, run_id: str, full: bool = 
     records = records.persist()
     previous = None if full else _previous_links(spark, settings)
     scratch = settings.path("tmp", "splink", run_id.replace(":", "_").replace("+", "_"))
-    linked = link_records(
-        spark,
-        records,
-        config,
-        scratch,
-        run_id,
-        previous=previous,
-        previous_model=None if full else _read_model(settings),
-        present=SILVER_FEATURES,
-        engine=settings.link_engine,
+    state = None if full else _saved_state(spark, settings, last, previous)
+    linked = (
+        None if state is None else _link_changes(spark, records, state, config, scratch, run_id, settings.link_engine)
     )
+    if linked is None:
+        linked = link_records(
+            spark,
+            records,
+            config,
+            scratch,
+            run_id,
+            previous=previous,
+            previous_model=None if full else _read_model(settings),
+            present=SILVER_FEATURES,
+            engine=settings.link_engine,
+        )
     try:
         if linked.mode == "full" and linked.model is not None:
             fs.write_text(model_path(settings), json.dumps(linked.model, indent=1))
@@ -728,6 +826,7 @@ def link_all(spark: SparkSession, settings: Settings, run_id: str, full: bool = 
         persons = conform(best_demographics(with_ids), table_contract("silver", "person"))
         lake.replace(persons, settings.table("silver", "person"))
         summary = metrics.write_metrics(spark, settings, run_id, started, linked, records, config)
+        _save_state(linked, settings, run_id)
         # Last, carrying what was read: a link that dies before this line is not taken as done.
         stamp = json.dumps({"run_id": run_id, "inputs": inputs}, sort_keys=True)
         lake.replace(links, settings.table("silver", "person_link"), user_metadata=stamp)
@@ -743,4 +842,6 @@ def link_all(spark: SparkSession, settings: Settings, run_id: str, full: bool = 
         linked.mode,
         summary["persons"],
     )
-    return {**summary, **linked.counts, "mode": linked.mode}
+    # delivered_records: the records linked as new (a delivery's, or every record when all were relinked).
+    delivered_records = linked.counts.get("delivered_records", summary["records"])
+    return {**summary, **linked.counts, "mode": linked.mode, "delivered_records": delivered_records}

@@ -4,13 +4,15 @@ the same links from either engine, then an incremental delivery that keeps every
 from __future__ import annotations
 
 import csv
+import json
 from datetime import date
 
 import pytest
+from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
 from jobs.cli import main
-from jobs.link import link_delivery, link_records
+from jobs.link import SILVER_FEATURES, link_delivery, link_records
 from jobs.linkage import model
 from jobs.linkage.config import LinkageConfig
 from jobs.linkage.features import identities, identity_features
@@ -362,3 +364,69 @@ def test_the_link_stage_runs_again_only_when_a_silver_source_has_changed(spark, 
     assert link_all(spark, settings, run_id="run-3")["mode"] != "unchanged"
     ids = {(r.source, r.record_id): r.person_id for r in lake.read(spark, link_table).collect()}
     assert ids[("ae_attendances", "late-3")] == ids[("gp_registrations", "gp3")]
+
+
+def test_the_link_stage_links_what_changed_as_a_delivery_with_link_records_ids(spark, tmp_path):
+    """A second link stage reads every record's key once, and links only the records new or changed
+    since the last link (link_delivery, against the state the last link saved): the same person_ids
+    and methods as relinking every record against the last links. A record gone from silver makes
+    it relink every record (persons may split)."""
+    from functools import reduce
+
+    from jobs import lake
+    from jobs.config import Settings
+    from jobs.link import IDENTITY, link_all, state_paths
+
+    settings = Settings.from_env({"PLACELAKE_HOME": str(tmp_path), "PLACELAKE_SHUFFLE_PARTITIONS": "1"})
+    for source, people in (("gp_registrations", range(90)), ("ae_attendances", range(0, 90, 2))):
+        lake.replace(
+            spark.createDataFrame(_silver_rows(source, people), IDENTITY_SCHEMA), settings.table("silver", source)
+        )
+    link_table = settings.table("silver", "person_link")
+    first = link_all(spark, settings, run_id="run-1")
+    assert first["mode"] == "full" and first["delivered_records"] == 135
+    assert all(lake.table_exists(spark, p) for p in state_paths(settings).values())
+    last_links = lake.read(spark, link_table).select(
+        "source", "record_id", "person_id", "identity_id", "method", "match_probability"
+    )
+    last_links = last_links.localCheckpoint()
+
+    # Person 3 attends A&E again; a newcomer registers with a GP and attends A&E.
+    ae = settings.table("silver", "ae_attendances")
+    late = spark.createDataFrame(_silver_rows("ae_attendances", range(3, 4)), IDENTITY_SCHEMA)
+    late.withColumn("record_id", F.lit("late-3")).write.format("delta").mode("append").save(ae)
+    for source in ("gp_registrations", "ae_attendances"):
+        newcomer = spark.createDataFrame(_silver_rows(source, range(95, 96)), IDENTITY_SCHEMA)
+        newcomer.write.format("delta").mode("append").save(settings.table("silver", source))
+    second = link_all(spark, settings, run_id="run-2")
+    assert second["mode"] == "incremental" and second["delivered_records"] == 3
+    assert second["records"] == 138 and second["new_identities"] == 3  # ae3 was never at A&E
+    got = {(r.source, r.record_id): (r.person_id, r.method) for r in lake.read(spark, link_table).collect()}
+    assert got[("ae_attendances", "late-3")][0] == got[("gp_registrations", "gp3")][0]
+    assert got[("ae_attendances", "ae95")][0] == got[("gp_registrations", "gp95")][0]
+    assert got[("gp_registrations", "gp95")][0] not in {got[k][0] for k in got if k[1] not in ("gp95", "ae95")}
+
+    # What relinking every record against run-1's links gives, record by record.
+    records = reduce(
+        lambda a, b: a.unionByName(b),
+        [
+            lake.read(spark, settings.table("silver", s)).select(*IDENTITY, F.lit(None).cast("string").alias("address"))
+            for s in ("gp_registrations", "ae_attendances")
+        ],
+    )
+    config = LinkageConfig.load()
+    trained = json.loads((tmp_path / "lake/ops/linkage_model/model.json").read_text())
+    relinked = link_records(
+        spark, records, config, str(tmp_path / "all"), "run-2", last_links, trained, present=SILVER_FEATURES
+    )
+    assert relinked.mode == "incremental"
+    want = {(r.source, r.record_id): (r.person_id, r.method) for r in relinked.links.collect()}
+    assert got == want
+
+    # A record is erased from silver: the next link relinks every record.
+    DeltaTable.forPath(spark, ae).delete(F.col("record_id") == "late-3")
+    third = link_all(spark, settings, run_id="run-3")
+    assert third["delivered_records"] == 137
+    assert ("ae_attendances", "late-3") not in {(r.source, r.record_id) for r in lake.read(spark, link_table).collect()}
+    stamps = [json.loads(lake.recent_user_metadata(spark, p, 1)[0]) for p in state_paths(settings).values()]
+    assert [s["run_id"] for s in stamps] == ["run-3", "run-3"]
