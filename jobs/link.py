@@ -796,7 +796,9 @@ def link_all(spark: SparkSession, settings: Settings, run_id: str, full: bool = 
     if records is None:
         raise RuntimeError("no silver person sources to link: did clean run?")
     records = records.persist()
+    stage = _Phases()
     previous = None if full else _previous_links(spark, settings)
+    stage.done("last_links")
     scratch = settings.path("tmp", "splink", run_id.replace(":", "_").replace("+", "_"))
     state = None if full else _saved_state(spark, settings, last, previous)
     linked = (
@@ -814,22 +816,31 @@ def link_all(spark: SparkSession, settings: Settings, run_id: str, full: bool = 
             present=SILVER_FEATURES,
             engine=settings.link_engine,
         )
+    # Read five times below (history, person, two measures, the write): one pass, not five.
+    linked.links = linked.links.localCheckpoint()
+    stage.done("link")
     try:
         if linked.mode == "full" and linked.model is not None:
             fs.write_text(model_path(settings), json.dumps(linked.model, indent=1))
         links = conform(linked.links.withColumn("run_id", F.lit(run_id)), table_contract("silver", "person_link"))
         history = conform(ids.id_history(linked.links, run_id, started), table_contract("silver", "person_id_history"))
         lake.append_once(history, settings.table("silver", "person_id_history"), app_id=f"link:{run_id}")
+        stage.done("id_history")
         with_ids = records.join(
             linked.links.select("source", "record_id", "person_id"), ["source", "record_id"], "inner"
         )
         persons = conform(best_demographics(with_ids), table_contract("silver", "person"))
         lake.replace(persons, settings.table("silver", "person"))
+        stage.done("person")
         summary = metrics.write_metrics(spark, settings, run_id, started, linked, records, config)
+        stage.done("metrics")
         _save_state(linked, settings, run_id)
+        stage.done("state")
         # Last, carrying what was read: a link that dies before this line is not taken as done.
         stamp = json.dumps({"run_id": run_id, "inputs": inputs}, sort_keys=True)
         lake.replace(links, settings.table("silver", "person_link"), user_metadata=stamp)
+        stage.done("person_link")
+        log.info("link stage steps (s): %s", ", ".join(f"{k} {v}" for k, v in stage.seconds.items()))
     finally:
         linked.scored.unpersist()
         records.unpersist()
