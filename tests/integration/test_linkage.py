@@ -391,8 +391,18 @@ def test_the_link_stage_links_what_changed_as_a_delivery_with_link_records_ids(s
     )
     last_links = last_links.localCheckpoint()
 
-    # Person 3 attends A&E again; a newcomer registers with a GP and attends A&E.
+    # Every A&E record re-sent with another event date, no identity changed: nothing to link as new.
     ae = settings.table("silver", "ae_attendances")
+    lake.replace(lake.read(spark, ae).withColumn("event_start", F.lit(date(2026, 2, 1))).localCheckpoint(), ae)
+    resent = link_all(spark, settings, run_id="run-1b")
+    assert resent["delivered_records"] == 0 and resent["new_identities"] == 0
+    assert resent["persons"] == first["persons"]
+    unmoved = lake.read(spark, link_table).select("source", "record_id", "person_id", "method")
+    assert sorted(unmoved.collect()) == sorted(
+        last_links.select("source", "record_id", "person_id", "method").collect()
+    )
+
+    # Person 3 attends A&E again; a newcomer registers with a GP and attends A&E.
     late = spark.createDataFrame(_silver_rows("ae_attendances", range(3, 4)), IDENTITY_SCHEMA)
     late.withColumn("record_id", F.lit("late-3")).write.format("delta").mode("append").save(ae)
     for source in ("gp_registrations", "ae_attendances"):
