@@ -142,18 +142,11 @@ def build(run_id: str) -> dict:
 def _identity_features(spark, settings):
     """The identity records link_all reads (every silver person source), as Splink's feature frame."""
     from bench_link import _features_pandas
-    from pyspark.sql import functions as F
 
-    from jobs import lake
-    from jobs.link import IDENTITY, person_sources
+    from jobs.link import person_sources, silver_records
     from jobs.linkage.config import LinkageConfig
 
-    records = None
-    for source in person_sources(spark, settings):
-        frame = lake.read(spark, settings.table("silver", source)).select(
-            *IDENTITY, F.lit(None).cast("string").alias("address")
-        )
-        records = frame if records is None else records.unionByName(frame)
+    records = silver_records(spark, settings, person_sources(spark, settings))
     return _features_pandas(spark, records, LinkageConfig.load())
 
 

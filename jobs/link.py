@@ -26,6 +26,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import reduce
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -165,6 +166,15 @@ def best_demographics(linked: DataFrame) -> DataFrame:
         F.size(F.collect_set("source").over(preference)).alias("source_count"),
     )
     return with_best.dropDuplicates(["person_id"])
+
+
+def silver_records(spark: SparkSession, settings: Settings, sources: list[str]) -> DataFrame | None:
+    """The records a link stage links: every silver person source's IDENTITY columns (no address)."""
+    frames = [
+        lake.read(spark, settings.table("silver", s)).select(*IDENTITY, F.lit(None).cast("string").alias("address"))
+        for s in sources
+    ]
+    return reduce(DataFrame.unionByName, frames) if frames else None
 
 
 def person_sources(spark: SparkSession, settings: Settings) -> list[str]:
@@ -684,17 +694,19 @@ def _save_state(linked: Linked, settings: Settings, run_id: str) -> None:
         lake.replace(getattr(linked, part), path, user_metadata=stamp)
 
 
-def _saved_state(spark: SparkSession, settings: Settings, last: dict | None, previous: DataFrame | None):
+def _saved_state(
+    spark: SparkSession, settings: Settings, last: dict | None, previous: DataFrame | None, trained: dict | None
+):
     """The LinkState the last link saved, if person_link is still that link's (its stamp's run), else None.
 
     A link that died between saving the state and writing person_link, an erasure (which removes
     the state and rewrites person_link unstamped), a lake older than the state: None, and the
     stage relinks every record against the last links instead."""
-    trained = _read_model(settings)
     if last is None or previous is None or trained is None:
         return None
+    paths = state_paths(settings)
     stamps = []
-    for path in state_paths(settings).values():
+    for path in paths.values():
         if not lake.table_exists(spark, path):
             return None
         try:
@@ -703,7 +715,6 @@ def _saved_state(spark: SparkSession, settings: Settings, last: dict | None, pre
             return None
     if len(stamps) != len(STATE_TABLES) or any(s.get("run_id") != last.get("run_id") for s in stamps):
         return None
-    paths = state_paths(settings)
     return LinkState(
         previous,
         lake.read(spark, paths["identities"]),
@@ -724,9 +735,11 @@ def changed_records(records: DataFrame, previous: DataFrame) -> tuple[DataFrame,
         .where(~F.col("identity_id").eqNullSafe(F.col("was")))
         .localCheckpoint()
     )
-    gone = diff.where(F.col("identity_id").isNull()).count()
+    counted = diff.agg(
+        F.count_if(F.col("identity_id").isNull()).alias("gone"), F.count("identity_id").alias("changed")
+    ).first()
+    gone, n_changed = counted["gone"], counted["changed"]
     keys = diff.where(F.col("identity_id").isNotNull()).select("source", "record_id")
-    n_changed = keys.count()
     delivery = records.join(F.broadcast(keys), ["source", "record_id"], "left_semi").localCheckpoint()
     return delivery, n_changed, gone
 
@@ -787,12 +800,7 @@ def link_all(spark: SparkSession, settings: Settings, run_id: str, full: bool = 
         )
         return {"mode": "unchanged", "linked_by_run": last.get("run_id"), **{m: int(v) for m, v in headline}}
     config = LinkageConfig.load()
-    records = None
-    for source in sources:
-        frame = lake.read(spark, settings.table("silver", source)).select(
-            *IDENTITY, F.lit(None).cast("string").alias("address")
-        )
-        records = frame if records is None else records.unionByName(frame)
+    records = silver_records(spark, settings, sources)
     if records is None:
         raise RuntimeError("no silver person sources to link: did clean run?")
     records = records.persist()
@@ -800,7 +808,8 @@ def link_all(spark: SparkSession, settings: Settings, run_id: str, full: bool = 
     previous = None if full else _previous_links(spark, settings)
     stage.done("last_links")
     scratch = settings.path("tmp", "splink", run_id.replace(":", "_").replace("+", "_"))
-    state = None if full else _saved_state(spark, settings, last, previous)
+    last_model = None if full else _read_model(settings)
+    state = None if full else _saved_state(spark, settings, last, previous, last_model)
     linked = (
         None if state is None else _link_changes(spark, records, state, config, scratch, run_id, settings.link_engine)
     )
@@ -812,7 +821,7 @@ def link_all(spark: SparkSession, settings: Settings, run_id: str, full: bool = 
             scratch,
             run_id,
             previous=previous,
-            previous_model=None if full else _read_model(settings),
+            previous_model=last_model,
             present=SILVER_FEATURES,
             engine=settings.link_engine,
         )

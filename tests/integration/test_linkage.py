@@ -337,16 +337,24 @@ def _silver_rows(source: str, people: range) -> list[tuple]:
     return rows
 
 
-def test_the_link_stage_runs_again_only_when_a_silver_source_has_changed(spark, tmp_path):
+def _two_source_silver(spark, tmp_path):
+    """Settings of a lake at tmp_path whose silver holds 90 GP records and 45 A&E records of the same people."""
     from jobs import lake
     from jobs.config import Settings
-    from jobs.link import link_all
 
     settings = Settings.from_env({"PLACELAKE_HOME": str(tmp_path), "PLACELAKE_SHUFFLE_PARTITIONS": "1"})
     for source, people in (("gp_registrations", range(90)), ("ae_attendances", range(0, 90, 2))):
         lake.replace(
             spark.createDataFrame(_silver_rows(source, people), IDENTITY_SCHEMA), settings.table("silver", source)
         )
+    return settings
+
+
+def test_the_link_stage_runs_again_only_when_a_silver_source_has_changed(spark, tmp_path):
+    from jobs import lake
+    from jobs.link import link_all
+
+    settings = _two_source_silver(spark, tmp_path)
     link_table = settings.table("silver", "person_link")
 
     first = link_all(spark, settings, run_id="run-1")
@@ -371,17 +379,10 @@ def test_the_link_stage_links_what_changed_as_a_delivery_with_link_records_ids(s
     since the last link (link_delivery, against the state the last link saved): the same person_ids
     and methods as relinking every record against the last links. A record gone from silver makes
     it relink every record (persons may split)."""
-    from functools import reduce
-
     from jobs import lake
-    from jobs.config import Settings
-    from jobs.link import IDENTITY, link_all, state_paths
+    from jobs.link import link_all, silver_records, state_paths
 
-    settings = Settings.from_env({"PLACELAKE_HOME": str(tmp_path), "PLACELAKE_SHUFFLE_PARTITIONS": "1"})
-    for source, people in (("gp_registrations", range(90)), ("ae_attendances", range(0, 90, 2))):
-        lake.replace(
-            spark.createDataFrame(_silver_rows(source, people), IDENTITY_SCHEMA), settings.table("silver", source)
-        )
+    settings = _two_source_silver(spark, tmp_path)
     link_table = settings.table("silver", "person_link")
     first = link_all(spark, settings, run_id="run-1")
     assert first["mode"] == "full" and first["delivered_records"] == 135
@@ -417,13 +418,7 @@ def test_the_link_stage_links_what_changed_as_a_delivery_with_link_records_ids(s
     assert got[("gp_registrations", "gp95")][0] not in {got[k][0] for k in got if k[1] not in ("gp95", "ae95")}
 
     # What relinking every record against run-1's links gives, record by record.
-    records = reduce(
-        lambda a, b: a.unionByName(b),
-        [
-            lake.read(spark, settings.table("silver", s)).select(*IDENTITY, F.lit(None).cast("string").alias("address"))
-            for s in ("gp_registrations", "ae_attendances")
-        ],
-    )
+    records = silver_records(spark, settings, ["gp_registrations", "ae_attendances"])
     config = LinkageConfig.load()
     trained = json.loads((tmp_path / "lake/ops/linkage_model/model.json").read_text())
     relinked = link_records(
