@@ -179,6 +179,13 @@ def read_local(path: str, columns: list[str] | None = None, where=None) -> pa.Ta
     return DeltaTable(path).to_pyarrow_dataset().to_table(columns=columns, filter=where)
 
 
+def dataset_local(path: str):
+    """The current version of a local table as a pyarrow dataset: scanned when queried, not read now."""
+    from deltalake import DeltaTable
+
+    return DeltaTable(path).to_pyarrow_dataset()
+
+
 def size_local(paths: list[str]) -> int:
     """Bytes of the data files in the current versions of these local tables (from their logs)."""
     import pyarrow.compute as pc
@@ -191,15 +198,28 @@ def size_local(paths: list[str]) -> int:
     )
 
 
-def replace_local(table: pa.Table, path: str, where: str, user_metadata: str | None = None) -> None:
-    """replace(where=...) by delta-rs: the rows matching where (a SQL predicate) give way to table, in one commit."""
-    from deltalake import CommitProperties, DeltaTable, write_deltalake
+# delta-rs writes a commit as one Parquet file of one row group up to a million rows; Spark
+# splits a file between tasks only at row groups, so a table Spark reads next is written in these.
+GROUP_ROWS = 131_072
+
+
+def replace_local(table: pa.Table, path: str, where: str | None = None, user_metadata: str | None = None) -> None:
+    """replace() by delta-rs, in one commit: the rows matching where (a SQL predicate) give way to table,
+    or with no where the whole table does, schema included (as replace's overwriteSchema)."""
+    from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
 
     commit = CommitProperties(custom_metadata={"userMetadata": user_metadata} if user_metadata is not None else None)
+    writer = WriterProperties(max_row_group_size=GROUP_ROWS)
     if not DeltaTable.is_deltatable(path):
-        write_deltalake(path, table, mode="append", commit_properties=commit)
-        return
-    write_deltalake(path, table, mode="overwrite", predicate=where, commit_properties=commit)
+        write_deltalake(path, table, mode="append", commit_properties=commit, writer_properties=writer)
+    elif where is None:
+        write_deltalake(
+            path, table, mode="overwrite", schema_mode="overwrite", commit_properties=commit, writer_properties=writer
+        )
+    else:
+        write_deltalake(
+            path, table, mode="overwrite", predicate=where, commit_properties=commit, writer_properties=writer
+        )
 
 
 def upsert(spark: SparkSession, df: DataFrame, path: str, keys: list[str]) -> None:

@@ -884,11 +884,6 @@ def _reconcile(contract: Contract, d: Delivered, scan: FileScan, lines: int) -> 
 BRONZE_PROPERTIES = {"delta.dataSkippingStatsColumns": "_file_sha256,_delivery,_line,_batch_id"}
 
 
-# Rows per Parquet row group in a bronze commit: clean's scan of a big delivery splits between
-# Spark's tasks there (a commit of up to 131,072 rows stays one group).
-_GROUP_ROWS = 131_072
-
-
 # A reject's rule is the dotted name its reason starts with (row.ragged: 7 fields, ...).
 _RULE = r"^([a-z_.0-9]+)"
 
@@ -1009,7 +1004,7 @@ def _land_parsed_local(
         app_id = f"land-{contract.name}-" + _digest(shas)
         note = _commit_note(contract.name, new)
         if lake.append_once_local(
-            good, bronze_path, app_id, user_metadata=note, properties=BRONZE_PROPERTIES, row_group_rows=_GROUP_ROWS
+            good, bronze_path, app_id, user_metadata=note, properties=BRONZE_PROPERTIES, row_group_rows=lake.GROUP_ROWS
         ):
             written = lake.last_commit_rows_local(bronze_path)
             if written != good.num_rows:

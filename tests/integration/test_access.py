@@ -191,6 +191,32 @@ def test_a_run_that_changed_nothing_reads_the_state_it_left(spark, analyst):
     assert state.versions == {c.name: 1 for c in gold_contracts()}
 
 
+def test_publish_on_spark_and_in_memory_make_the_same_commits(spark, tmp_path):
+    """A local lake publishes by delta-rs (in memory), any other by Spark; either may follow the other on
+    the same gold table. Each commit carries its run, the same content reads back whichever wrote it, and
+    content already published is not committed again, whichever engine published it."""
+    local = Settings.from_env({"PLACELAKE_HOME": str(tmp_path)})
+    on_spark = Settings.from_env({"PLACELAKE_HOME": str(tmp_path), "PLACELAKE_GATE_MEMORY_BYTES": "0"})
+    contract = next(c for c in gold_contracts() if c.name == "person")
+    staging, gold = local.table("staging/gold", "person"), local.table("gold", "person")
+    rows = _contract_rows(spark, contract, 6)
+    published = [
+        (on_spark, "run-a", rows.limit(4)),
+        (local, "run-b", rows),  # in memory after Spark
+        (local, "run-c", rows),  # unchanged: no commit
+        (on_spark, "run-d", rows),  # unchanged, though delta-rs wrote it: no commit
+        (on_spark, "run-e", rows.limit(2)),  # Spark after delta-rs
+        (local, "run-f", rows.limit(2)),  # unchanged, though Spark wrote it: no commit
+    ]
+    versions = []
+    for settings, run_id, staged in published:
+        lake.replace(staged, staging)
+        versions.append(publish(spark, settings, "person", run_id=run_id))
+        assert sorted(lake.read(spark, gold).collect()) == sorted(staged.collect()), run_id
+    assert versions == [0, 1, 1, 1, 2, 2]
+    assert [access._run_of(m) for m in lake.recent_user_metadata(spark, gold)] == ["run-e", "run-b", "run-a"]
+
+
 def test_every_query_is_audited_without_sql_text_or_values(spark, analyst, capsys, monkeypatch):
     before = len(_audit(spark, analyst)) if lake.table_exists(spark, analyst.table(*access.AUDIT_TABLE)) else 0
     marker = "zz-literal-7431"

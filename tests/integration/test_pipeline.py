@@ -363,6 +363,72 @@ def test_the_gold_gate_finds_the_same_in_memory_as_on_spark(pipeline_run, spark,
     assert "care_event.person_exists" in message
 
 
+def _damaged_silver(spark, place, home: Path, **env: str) -> Settings:
+    """The run's silver copied under home and broken so that silver rules of every kind fail or warn:
+    within a table, against its contract, and across tables (person_link and person)."""
+    settings = Settings.from_env({"PLACELAKE_HOME": str(home), **env})
+    shutil.copytree(place.path("lake", "silver"), settings.path("lake", "silver"))
+
+    def damage(table: str, order: str, change) -> None:
+        rows = lake.read(spark, settings.table("silver", table)).orderBy(order).localCheckpoint()
+        numbered = rows.withColumn("n", F.monotonically_increasing_id())
+        lake.replace(change(numbered).select(*rows.columns).localCheckpoint(), settings.table("silver", table))
+
+    # Three records linked to nobody in person (every_record_linked), two probabilities over 1 (between).
+    damage(
+        "person_link",
+        "record_id",
+        lambda t: t.withColumn(
+            "person_id", F.when(F.col("n") < 3, F.lit("nobody")).otherwise(F.col("person_id"))
+        ).withColumn(
+            "match_probability", F.when(F.col("n").between(3, 4), F.lit(1.5)).otherwise(F.col("match_probability"))
+        ),
+    )
+    # Two events before their person was born (a warning), one record twice (its key's uniqueness).
+    damage(
+        "ae_attendances",
+        "record_id",
+        lambda t: t.withColumn(
+            "event_start", F.when(F.col("n") < 2, F.date_sub(F.col("date_of_birth"), 1)).otherwise(F.col("event_start"))
+        ).unionByName(t.where(F.col("n") == 5)),
+    )
+    return settings
+
+
+def test_the_silver_checks_find_the_same_in_memory_as_on_spark(pipeline_run, spark, place, tmp_path, monkeypatch):
+    """On local disk the silver checks validate in memory (delta-rs, GX's pandas engine, DuckDB); elsewhere
+    on Spark. Both must fail the build on the same rules with the same counts, and record the same results."""
+
+    def checked(settings: Settings) -> tuple[str, list]:
+        with pytest.raises(GateFailed) as failed:
+            gate.check_silver(spark, settings, run_id="both-ways")
+        results = lake.read(spark, settings.table("ops", "dq_results")).drop("validated_at").collect()
+        return str(failed.value), sorted(results)
+
+    in_memory, gate_in_memory = [], gate._gate_tables_locally
+
+    def spied(spark, settings, *args):
+        in_memory.append(settings.home)
+        return gate_in_memory(spark, settings, *args)
+
+    monkeypatch.setattr(gate, "_gate_tables_locally", spied)
+    local = _damaged_silver(spark, place, tmp_path / "local")
+    locally = checked(local)
+    by_spark = checked(_damaged_silver(spark, place, tmp_path / "spark", PLACELAKE_GATE_MEMORY_BYTES="0"))
+    assert in_memory == [local.home]
+    assert by_spark == locally
+    message, results = locally
+    unexpected = {(r.table, r.rule_id): r.unexpected_count for r in results if not r.success}
+    assert unexpected[("person_link", "person_link.every_record_linked")] == 3
+    assert unexpected[("person_link", "person_link.match_probability_is_a_probability")] == 2
+    assert unexpected[("ae_attendances", "person_event.start_not_before_birth")] == 2
+    assert unexpected[("ae_attendances", "ae_attendances.record_key.unique")] == 2
+    assert "person_link.every_record_linked" in message and "ae_attendances.record_key.unique" in message
+    # Every silver table the run made was checked, each rule once.
+    assert {r.table for r in results} == {c.name for c in gate.silver_contracts(spark, local)}
+    assert len({(r.table, r.rule_id) for r in results}) == len(results)
+
+
 def test_report_renders_offline_in_a_real_browser(pipeline_run, place):
     chromium = shutil.which("chromium")
     assert chromium, "make test installs Debian's chromium; run the suite through make"
