@@ -203,9 +203,12 @@ def size_local(paths: list[str]) -> int:
 GROUP_ROWS = 131_072
 
 
-def replace_local(table: pa.Table, path: str, where: str | None = None, user_metadata: str | None = None) -> None:
+def replace_local(
+    table: pa.Table | pa.RecordBatchReader, path: str, where: str | None = None, user_metadata: str | None = None
+) -> None:
     """replace() by delta-rs, in one commit: the rows matching where (a SQL predicate) give way to table,
-    or with no where the whole table does, schema included (as replace's overwriteSchema)."""
+    or with no where the whole table does, schema included (as replace's overwriteSchema). A reader's
+    batches are written as they come."""
     from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
 
     commit = CommitProperties(custom_metadata={"userMetadata": user_metadata} if user_metadata is not None else None)

@@ -290,6 +290,18 @@ def test_gate_blocks_a_broken_table_and_the_published_version_stays_readable(pip
         assert lake.read(spark, staging_path).select("person_key").distinct().count() == good_staging.count()
 
 
+def _homes_gated_in_memory(monkeypatch) -> list[str]:
+    """The lake homes whose gate runs in memory from now on in this test, in order."""
+    homes, in_memory = [], gate._gate_tables_locally
+
+    def spied(spark, settings, *args):
+        homes.append(settings.home)
+        return in_memory(spark, settings, *args)
+
+    monkeypatch.setattr(gate, "_gate_tables_locally", spied)
+    return homes
+
+
 def _damaged_staging(spark, place, home: Path, **env: str) -> Settings:
     """The run's gold (what its gate passed) staged again under home, broken so that rules of every kind
     fail or drop rows."""
@@ -331,13 +343,7 @@ def test_the_gold_gate_finds_the_same_in_memory_as_on_spark(pipeline_run, spark,
         kept = lake.read(spark, settings.table("staging/gold", "care_event")).count()
         return str(failed.value), sorted(results), sorted(tuple(r) for r in quarantined.collect()), kept
 
-    in_memory, gate_in_memory = [], gate._gate_tables_locally
-
-    def spied(spark, settings, *args):
-        in_memory.append(settings.home)
-        return gate_in_memory(spark, settings, *args)
-
-    monkeypatch.setattr(gate, "_gate_tables_locally", spied)
+    in_memory = _homes_gated_in_memory(monkeypatch)
     local = _damaged_staging(spark, place, tmp_path / "local")
     locally = gated(local)
     # With more staged gold than PLACELAKE_GATE_MEMORY_BYTES (here 0: any) it is validated on Spark, as on an
@@ -405,13 +411,7 @@ def test_the_silver_checks_find_the_same_in_memory_as_on_spark(pipeline_run, spa
         results = lake.read(spark, settings.table("ops", "dq_results")).drop("validated_at").collect()
         return str(failed.value), sorted(results)
 
-    in_memory, gate_in_memory = [], gate._gate_tables_locally
-
-    def spied(spark, settings, *args):
-        in_memory.append(settings.home)
-        return gate_in_memory(spark, settings, *args)
-
-    monkeypatch.setattr(gate, "_gate_tables_locally", spied)
+    in_memory = _homes_gated_in_memory(monkeypatch)
     local = _damaged_silver(spark, place, tmp_path / "local")
     locally = checked(local)
     by_spark = checked(_damaged_silver(spark, place, tmp_path / "spark", PLACELAKE_GATE_MEMORY_BYTES="0"))
