@@ -176,7 +176,7 @@ def read_local(path: str, columns: list[str] | None = None, where=None) -> pa.Ta
 
     if not DeltaTable.is_deltatable(path):
         return None
-    return DeltaTable(path).to_pyarrow_dataset().to_table(columns=columns, filter=where)
+    return dataset_local(path).to_table(columns=columns, filter=where)
 
 
 def dataset_local(path: str):
