@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import reduce
 
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
@@ -35,7 +36,7 @@ from jobs import fs, lake
 from jobs.config import Settings
 from jobs.contracts import conform, source_contracts, table_contract
 from jobs.linkage import features as feat
-from jobs.linkage import ids, metrics, model
+from jobs.linkage import ids, local, metrics, model
 from jobs.linkage.config import CONFIG_PATH, LinkageConfig
 
 log = logging.getLogger(__name__)
@@ -198,6 +199,8 @@ class Linked:
     identities: DataFrame  # identity_features' columns and records (how many records carry it): every identity
     term_counts: DataFrame  # model.term_counts of identities
     touched: DataFrame | None = None  # a delivery's: the links of every record of every person it touched
+    # A delivery's: every identity it touched, with its records after it (none left: gone from identities).
+    changed_identities: DataFrame | None = None
 
     def state(self) -> LinkState:
         """What the next delivery is linked against."""
@@ -395,10 +398,10 @@ def link_delivery(
     new_features = feat.identity_features(new_nodes, config.nicknames, keep=("records",)).localCheckpoint()
     new_ids = new_features.select("unique_id")
     n_new = new_features.count()
-    touched = known.unionByName(new_features)
+    changed = known.unionByName(new_features)
     gone = known.where(F.col("records") <= 0)
-    identities = state.identities.join(F.broadcast(touched.select("unique_id")), "unique_id", "left_anti").unionByName(
-        touched.where(F.col("records") > 0)
+    identities = state.identities.join(F.broadcast(changed.select("unique_id")), "unique_id", "left_anti").unionByName(
+        changed.where(F.col("records") > 0)
     )
     n_nodes = state.identity_count + n_new - gone.count()
     counts = (
@@ -418,7 +421,7 @@ def link_delivery(
             n_nodes - n_new,
             config.max_new_fraction,
         )
-    nodes = touched.select(F.col("unique_id").alias("identity_id"), "records")
+    nodes = changed.select(F.col("unique_id").alias("identity_id"), "records")
     if config.nhs_deterministic and "nhs_number" in present:
         # Only the NHS-number groups a new identity joins can change.
         new_numbers = new_features.where(F.col("nhs_number").isNotNull()).select("nhs_number").distinct()
@@ -469,6 +472,7 @@ def link_delivery(
         identities,
         counts,
         touched,
+        changed,
     )
 
 
@@ -688,10 +692,17 @@ def state_paths(settings: Settings) -> dict[str, str]:
     return {part: settings.table("silver", name) for part, name in STATE_TABLES.items()}
 
 
+def _state_stamp(linked: Linked, run_id: str) -> str:
+    return json.dumps({"run_id": run_id, "identities": linked.counts["identities"]}, sort_keys=True)
+
+
+def _run_stamp(run_id: str) -> str:
+    return json.dumps({"run_id": run_id})
+
+
 def _save_state(linked: Linked, settings: Settings, run_id: str) -> None:
-    stamp = json.dumps({"run_id": run_id, "identities": linked.counts["identities"]}, sort_keys=True)
     for part, path in state_paths(settings).items():
-        lake.replace(getattr(linked, part), path, user_metadata=stamp)
+        lake.replace(getattr(linked, part), path, user_metadata=_state_stamp(linked, run_id))
 
 
 def _saved_state(
@@ -800,6 +811,14 @@ def link_all(spark: SparkSession, settings: Settings, run_id: str, full: bool = 
         )
         return {"mode": "unchanged", "linked_by_run": last.get("run_id"), **{m: int(v) for m, v in headline}}
     config = LinkageConfig.load()
+    scratch = settings.path("tmp", "splink", run_id.replace(":", "_").replace("+", "_"))
+    last_model = None if full else _read_model(settings)
+    if last is not None and last_model is not None and _links_locally(settings, sources):
+        done = _link_delivery_locally(
+            spark, settings, sources, last, last_model, config, scratch, run_id, started, inputs
+        )
+        if done is not None:
+            return done
     records = silver_records(spark, settings, sources)
     if records is None:
         raise RuntimeError("no silver person sources to link: did clean run?")
@@ -807,8 +826,6 @@ def link_all(spark: SparkSession, settings: Settings, run_id: str, full: bool = 
     stage = _Phases()
     previous = None if full else _previous_links(spark, settings)
     stage.done("last_links")
-    scratch = settings.path("tmp", "splink", run_id.replace(":", "_").replace("+", "_"))
-    last_model = None if full else _read_model(settings)
     state = None if full else _saved_state(spark, settings, last, previous, last_model)
     linked = (
         None if state is None else _link_changes(spark, records, state, config, scratch, run_id, settings.link_engine)
@@ -839,7 +856,8 @@ def link_all(spark: SparkSession, settings: Settings, run_id: str, full: bool = 
             linked.links.select("source", "record_id", "person_id"), ["source", "record_id"], "inner"
         )
         persons = conform(best_demographics(with_ids), table_contract("silver", "person"))
-        lake.replace(persons, settings.table("silver", "person"))
+        # Stamped: a delivery linked on a local lake rewrites only the persons it changed, of this table.
+        lake.replace(persons, settings.table("silver", "person"), user_metadata=_run_stamp(run_id))
         stage.done("person")
         summary = metrics.write_metrics(spark, settings, run_id, started, linked, records, config)
         stage.done("metrics")
@@ -865,3 +883,126 @@ def link_all(spark: SparkSession, settings: Settings, run_id: str, full: bool = 
     # delivered_records: the records linked as new (a delivery's, or every record when all were relinked).
     delivered_records = linked.counts.get("delivered_records", summary["records"])
     return {**summary, **linked.counts, "mode": linked.mode, "delivered_records": delivered_records}
+
+
+def _links_locally(settings: Settings, sources: list[str]) -> bool:
+    """Whether the link stage's whole-table work runs in DuckDB and delta-rs (jobs/linkage/local.py):
+    a lake on local disk whose silver sources and link tables fit settings.gate_memory_bytes."""
+    tables = [*sources, "person_link", "person", *STATE_TABLES.values()]
+    return settings.is_local() and lake.size_local([settings.table("silver", t) for t in tables]) <= (
+        settings.gate_memory_bytes
+    )
+
+
+def _link_delivery_locally(
+    spark: SparkSession,
+    settings: Settings,
+    sources: list[str],
+    last: dict,
+    trained: dict,
+    config: LinkageConfig,
+    scratch: str,
+    run_id: str,
+    started: datetime,
+    inputs: dict,
+) -> dict | None:
+    """link_all for a delivery on a local lake: what changed in silver since the last link is read from
+    Delta's versions, link_delivery links it, and every table the stage writes is the last link's with
+    what the delivery changed (jobs/linkage/local.py). None when every record must be relinked, or the
+    last link's tables are not all its own: link_all then links on Spark as before."""
+    stage = _Phases()
+    link_path, person_path = settings.table("silver", "person_link"), settings.table("silver", "person")
+    link_version = lake.version(spark, link_path)
+    # The last link's links as that commit holds them: person_link is rewritten at the end.
+    previous = lake.read(spark, link_path, version=link_version).select(
+        "source", "record_id", "person_id", "identity_id", "method", "match_probability"
+    )
+    state = _saved_state(spark, settings, last, previous, trained)
+    if state is None or local.stamped_run(person_path) != last.get("run_id"):
+        return None
+    paths = {s: settings.table("silver", s) for s in sources}
+    changes = local.silver_changes(paths, last["inputs"]["silver_versions"], IDENTITY)
+    if changes is None or changes.gone:
+        if changes is not None:
+            log.info("link: %d records gone from silver since the last link: every record is relinked", changes.gone)
+        return None
+    changed = spark.createDataFrame(changes.rows).withColumn("address", F.lit(None).cast("string")).localCheckpoint()
+    # Of the changed records, those new or carrying another identity are linked; the rest only
+    # change their persons' best demographics.
+    keys = ["source", "record_id"]
+    carried = feat.record_identities(changed)
+    was = previous.join(F.broadcast(carried.select(*keys)), keys, "left_semi").select(
+        *keys, F.col("identity_id").alias("was")
+    )
+    moved = carried.join(F.broadcast(was), keys, "left").where(~F.col("identity_id").eqNullSafe(F.col("was")))
+    delivery = changed.join(F.broadcast(moved.select(*keys)), keys, "left_semi").localCheckpoint()
+    n_changed = delivery.count()
+    stage.done("changes")
+    if n_changed > config.max_new_fraction * max(state.identity_count, 1):
+        log.info("link: %d records changed since the last link: every record is relinked", n_changed)
+        return None
+    linked = link_delivery(
+        spark, delivery, state, config, scratch, run_id, present=SILVER_FEATURES, engine=settings.link_engine
+    )
+    n_new, n_nodes = linked.counts["new_identities"], linked.counts["identities"]
+    if n_new > config.max_new_fraction * max(n_nodes - n_new, 1):
+        linked.scored.unpersist()
+        log.info("link: %d new identities against %d: every record is relinked, the model re-estimated", n_new, n_nodes)
+        return None
+    log.info(
+        "link: %d records changed since the last link, %d of them linked as a delivery (%d new identities)",
+        changes.rows.num_rows,
+        n_changed,
+        n_new,
+    )
+    linked.counts["delivered_records"] = n_changed
+    stage.done("link")
+    try:
+        touched = linked.touched
+        history = conform(ids.id_history(touched, run_id, started), table_contract("silver", "person_id_history"))
+        lake.append_once(history, settings.table("silver", "person_id_history"), app_id=f"link:{run_id}")
+        stage.done("id_history")
+        touched = touched.toArrow()
+        links = local.links_after(
+            link_path, link_version, touched, run_id, table_contract("silver", "person_link").column_names
+        )
+        affected, their_records = local.persons_records(links, touched, changes.rows, paths, IDENTITY)
+        with_ids = spark.createDataFrame(their_records).withColumn("address", F.lit(None).cast("string"))
+        persons = conform(best_demographics(with_ids), table_contract("silver", "person")).toArrow()
+        local.replace_rows(person_path, persons, affected, ["person_id"], _run_stamp(run_id))
+        stage.done("person")
+        rows = metrics.measure_local(
+            links, linked.scored.toArrow(), config.match_threshold, metrics.truth_paths(settings), started.year
+        )
+        summary = metrics.record_metrics(spark, settings, run_id, started, linked.mode, rows)
+        stage.done("metrics")
+        stamp = _state_stamp(linked, run_id)
+        changed_identities = linked.changed_identities.toArrow()
+        local.replace_rows(
+            settings.table("silver", STATE_TABLES["identities"]),
+            changed_identities.filter(pc.greater(changed_identities["records"], 0)),
+            changed_identities.select(["unique_id"]),
+            ["unique_id"],
+            stamp,
+        )
+        lake.replace_local(
+            linked.term_counts.toArrow(), settings.table("silver", STATE_TABLES["term_counts"]), user_metadata=stamp
+        )
+        stage.done("state")
+        # Last, carrying what was read: a link that dies before this line is not taken as done.
+        lake.replace_local(
+            links, link_path, user_metadata=json.dumps({"run_id": run_id, "inputs": inputs}, sort_keys=True)
+        )
+        stage.done("person_link")
+        log.info("link stage steps, on a local lake (s): %s", ", ".join(f"{k} {v}" for k, v in stage.seconds.items()))
+    finally:
+        linked.scored.unpersist()
+        fs.remove_tree(scratch)
+    log.info(
+        "linked %d records (%d identities, %d new; delivery on a local lake) into %d persons",
+        summary["records"],
+        n_nodes,
+        n_new,
+        summary["persons"],
+    )
+    return {**summary, **linked.counts, "mode": linked.mode}

@@ -29,6 +29,7 @@ METRIC_SCHEMA = (
 )
 _SIZE_BUCKETS = [(1, "1"), (2, "2"), (5, "3-5"), (10, "6-10"), (50, "11-50")]
 _ETHNIC_GROUPS = {"A": "Asian", "B": "Black", "C": "Mixed", "D": "White", "E": "Other", "Z": "Not stated"}
+_DIMENSIONS = ["sex", "age_band", "ethnic_group"]  # of accuracy against the truth
 
 
 def age_band(birth_year: F.Column, year: int) -> F.Column:
@@ -90,20 +91,53 @@ def truth_accuracy(links: DataFrame, truth_records: DataFrame, truth_people: Dat
             F.lit("unknown"),
         ).alias("ethnic_group"),
     )
-    dims = ["sex", "age_band", "ethnic_group"]
     counts = (
         links.join(truth_records.select("source", "record_id", "truth_id"), ["source", "record_id"], "inner")
         .join(people, on="truth_id", how="left")
-        .fillna("unknown", subset=dims)
-        .groupBy("person_id", "truth_id", *dims)
+        .fillna("unknown", subset=_DIMENSIONS)
+        .groupBy("person_id", "truth_id", *_DIMENSIONS)
         .agg(F.count("*").alias("records"), F.countDistinct("source", "identity_id").alias("identities"))
     )
-    counts = _codes(_pandas(counts), ["person_id", "truth_id"])
+    return _accuracy_rows(_pandas(counts))
+
+
+def truth_accuracy_local(sql, links: str, truth_records: str, truth_people: str, year: int) -> list[tuple]:
+    """truth_accuracy by DuckDB: links a view or table on connection sql, the truth files read from disk."""
+    ethnic = " ".join(f"WHEN '{code}' THEN '{group}'" for code, group in _ETHNIC_GROUPS.items())
+    age = f"{year} - birth_year"
+    counts = sql.execute(
+        f"""
+        WITH truth AS (
+            SELECT source, record_id, truth_id FROM read_csv(?, header = true, all_varchar = true)
+        ), people AS (
+            SELECT truth_id, coalesce(sex, 'unknown') AS sex,
+                CASE WHEN birth_year IS NULL THEN 'unknown' WHEN {age} < 18 THEN '0-17' WHEN {age} < 65 THEN '18-64'
+                    WHEN {age} < 75 THEN '65-74' WHEN {age} < 85 THEN '75-84' ELSE '85+' END AS age_band,
+                coalesce(CASE substring(ethnic_code, 1, 1) {ethnic} END, 'unknown') AS ethnic_group
+            FROM (
+                SELECT truth_id, sex, TRY_CAST(birth_year AS INTEGER) AS birth_year, ethnic_code
+                FROM read_csv(?, header = true, all_varchar = true)
+            )
+        )
+        SELECT person_id, truth_id, coalesce(sex, 'unknown') AS sex, coalesce(age_band, 'unknown') AS age_band,
+            coalesce(ethnic_group, 'unknown') AS ethnic_group,
+            count(*) AS records, count(DISTINCT (source, identity_id)) AS identities
+        FROM {links} JOIN truth USING (source, record_id) LEFT JOIN people USING (truth_id)
+        GROUP BY ALL
+        """,
+        [truth_records, truth_people],
+    ).df()
+    return _accuracy_rows(counts)
+
+
+def _accuracy_rows(counts: pd.DataFrame) -> list[tuple]:
+    """Rows of truth_accuracy from (person_id, truth_id, dimensions..., records, identities) counts."""
+    counts = _codes(counts, ["person_id", "truth_id"])
     counts["all"] = "all"
     rows: list[tuple] = []
     for unit in ("identities", "records"):
         units = counts.rename(columns={unit: "n"})
-        for dimension in ("all", *dims):
+        for dimension in ("all", *_DIMENSIONS):
             for grp, r in pairwise_counts(units, dimension).iterrows():
                 precision = r.tp / r.predicted if r.predicted else 1.0
                 recall = r.tp / r.actual if r.actual else 1.0
@@ -118,28 +152,9 @@ def truth_accuracy(links: DataFrame, truth_records: DataFrame, truth_people: Dat
 
 def run_metrics(links: DataFrame, scored: DataFrame, threshold: float) -> list[tuple]:
     """(metric, dimension, grp, value, numerator, denominator) rows measurable without truth."""
-    per_person = _codes(
-        _pandas(
-            links.groupBy("person_id", "source", "method").agg(
-                F.count("*").alias("records"), F.countDistinct("identity_id").alias("identities")
-            )
-        ),
-        ["person_id"],
+    per_person = links.groupBy("person_id", "source", "method").agg(
+        F.count("*").alias("records"), F.countDistinct("identity_id").alias("identities")
     )
-    rows: list[tuple] = []
-    sources = per_person.groupby("person_id")["source"].nunique().rename("sources")
-    per_source = per_person.join(sources, on="person_id")
-    per_source["linked"] = per_source["records"].where(per_source["sources"] > 1, 0)
-    for source, r in per_source.groupby("source")[["records", "linked"]].sum().iterrows():
-        rows.append(("link_rate", "source", source, r.linked / r.records, float(r.linked), float(r.records)))
-    total = float(per_person["records"].sum())
-    persons = float(per_person["person_id"].nunique())
-    rows += [("records", "all", "all", total, None, None), ("persons", "all", "all", persons, None, None)]
-    identities = per_person.groupby("person_id")["identities"].sum()
-    for bucket, n in identities.map(_bucket).value_counts().sort_index().items():
-        rows.append(("cluster_size_identities", "persons", bucket, float(n), float(n), persons))
-    for method, n in per_person.groupby("method")["records"].sum().items():
-        rows.append(("method_share", "method", method, n / total, float(n), total))
     # The model's own expectation: an accepted pair at p is a false match with probability 1 - p;
     # a pair we declined at p (and that did not end up together anyway) is a missed match with probability p.
     person_of = links.select("identity_id", "person_id").distinct()
@@ -156,6 +171,63 @@ def run_metrics(links: DataFrame, scored: DataFrame, threshold: float) -> list[t
         )
         .first()
     )
+    return _run_rows(_pandas(per_person), pairs.asDict())
+
+
+def measure_local(links, scored, threshold: float, truth: tuple[str, str] | None, year: int) -> list[tuple]:
+    """run_metrics, and with a generated place's truth files (records, people) truth_accuracy, by DuckDB
+    over Arrow tables of the links and scored pairs."""
+    import duckdb
+
+    with duckdb.connect() as sql:
+        sql.register("links", links)
+        sql.register("scored", scored)
+        rows = run_metrics_local(sql, "links", "scored", threshold)
+        if truth is not None:
+            rows += truth_accuracy_local(sql, "links", *truth, year)
+    return rows
+
+
+def run_metrics_local(sql, links: str, scored: str, threshold: float) -> list[tuple]:
+    """run_metrics by DuckDB: links and scored are views or tables on connection sql."""
+    per_person = sql.execute(
+        f"SELECT person_id, source, method, count(*) AS records, count(DISTINCT identity_id) AS identities "
+        f"FROM {links} GROUP BY ALL"
+    ).df()
+    accepted = f"match_probability >= {threshold!r}"
+    names = ("false", "accepted", "missed", "true_accepted")
+    pairs = sql.execute(
+        f"""
+        WITH person_of AS (SELECT DISTINCT identity_id, person_id FROM {links})
+        SELECT sum(CASE WHEN {accepted} THEN 1 - match_probability END),
+            count(*) FILTER (WHERE {accepted}),
+            sum(CASE WHEN NOT {accepted} AND l.person_id <> r.person_id THEN match_probability END),
+            sum(CASE WHEN {accepted} THEN match_probability END)
+        FROM {scored} s LEFT JOIN person_of l ON s.unique_id_l = l.identity_id
+            LEFT JOIN person_of r ON s.unique_id_r = r.identity_id
+        """
+    ).fetchall()[0]
+    return _run_rows(per_person, dict(zip(names, pairs, strict=True)))
+
+
+def _run_rows(per_person: pd.DataFrame, pairs: dict) -> list[tuple]:
+    """Rows of run_metrics from (person_id, source, method, records, identities) counts and the scored
+    pairs' sums (false, accepted, missed, true_accepted)."""
+    per_person = _codes(per_person, ["person_id"])
+    rows: list[tuple] = []
+    sources = per_person.groupby("person_id")["source"].nunique().rename("sources")
+    per_source = per_person.join(sources, on="person_id")
+    per_source["linked"] = per_source["records"].where(per_source["sources"] > 1, 0)
+    for source, r in per_source.groupby("source")[["records", "linked"]].sum().iterrows():
+        rows.append(("link_rate", "source", source, r.linked / r.records, float(r.linked), float(r.records)))
+    total = float(per_person["records"].sum())
+    persons = float(per_person["person_id"].nunique())
+    rows += [("records", "all", "all", total, None, None), ("persons", "all", "all", persons, None, None)]
+    identities = per_person.groupby("person_id")["identities"].sum()
+    for bucket, n in identities.map(_bucket).value_counts().sort_index().items():
+        rows.append(("cluster_size_identities", "persons", bucket, float(n), float(n), persons))
+    for method, n in per_person.groupby("method")["records"].sum().items():
+        rows.append(("method_share", "method", method, n / total, float(n), total))
     false, n_accepted = pairs["false"] or 0.0, pairs["accepted"] or 0
     missed, found = pairs["missed"] or 0.0, (pairs["true_accepted"] or 0.0) + (pairs["missed"] or 0.0)
     rows.append(
@@ -193,18 +265,29 @@ _TRUTH_SCHEMAS = {
 }
 
 
+def truth_paths(settings: Settings) -> tuple[str, str] | None:
+    """The truth files of a generated place on local disk (records, people); None for a real place."""
+    paths = tuple(settings.path("truth", name) for name in ("records.csv", "people.csv"))
+    return paths if all(Path(p).exists() for p in paths) else None
+
+
 def write_metrics(spark, settings: Settings, run_id: str, measured_at: datetime, linked, records, config) -> dict:
     """Measure this run's linkage, replace its rows in lake/ops/linkage_metrics, return the headline figures."""
     rows = run_metrics(linked.links, linked.scored, config.match_threshold)
     truth_records, truth_people = _truth(spark, settings, "records.csv"), _truth(spark, settings, "people.csv")
     if truth_records is not None and truth_people is not None:
         rows += truth_accuracy(linked.links, truth_records, truth_people, measured_at.year)
+    return record_metrics(spark, settings, run_id, measured_at, linked.mode, rows)
+
+
+def record_metrics(spark, settings: Settings, run_id: str, measured_at: datetime, mode: str, rows: list[tuple]) -> dict:
+    """Replace the run's rows in lake/ops/linkage_metrics with these; return the headline figures."""
     frame = spark.createDataFrame(
         [
             (
                 run_id,
                 measured_at,
-                linked.mode,
+                mode,
                 m,
                 d,
                 g,

@@ -337,12 +337,12 @@ def _silver_rows(source: str, people: range) -> list[tuple]:
     return rows
 
 
-def _two_source_silver(spark, tmp_path):
+def _two_source_silver(spark, tmp_path, **env):
     """Settings of a lake at tmp_path whose silver holds 90 GP records and 45 A&E records of the same people."""
     from jobs import lake
     from jobs.config import Settings
 
-    settings = Settings.from_env({"PLACELAKE_HOME": str(tmp_path), "PLACELAKE_SHUFFLE_PARTITIONS": "1"})
+    settings = Settings.from_env({"PLACELAKE_HOME": str(tmp_path), "PLACELAKE_SHUFFLE_PARTITIONS": "1", **env})
     for source, people in (("gp_registrations", range(90)), ("ae_attendances", range(0, 90, 2))):
         lake.replace(
             spark.createDataFrame(_silver_rows(source, people), IDENTITY_SCHEMA), settings.table("silver", source)
@@ -435,3 +435,120 @@ def test_the_link_stage_links_what_changed_as_a_delivery_with_link_records_ids(s
     assert ("ae_attendances", "late-3") not in {(r.source, r.record_id) for r in lake.read(spark, link_table).collect()}
     stamps = [json.loads(lake.recent_user_metadata(spark, p, 1)[0]) for p in state_paths(settings).values()]
     assert [s["run_id"] for s in stamps] == ["run-3", "run-3"]
+
+
+def _truth_files(settings) -> None:
+    """A generated place's truth for _two_source_silver's records (and the changes below): who each is."""
+    folder = settings.path("truth")
+    import os
+
+    os.makedirs(folder, exist_ok=True)
+    records = [
+        {"source": s, "record_id": f"{s[:2]}{i}", "truth_id": f"t{i}", "delivery": "d", "file": "f", "line": str(i)}
+        for s, people in (("gp_registrations", range(96)), ("ae_attendances", range(0, 96, 2)))
+        for i in people
+    ]
+    records += [
+        {
+            "source": "ae_attendances",
+            "record_id": "late-3",
+            "truth_id": "t3",
+            "delivery": "d",
+            "file": "f",
+            "line": "0",
+        },
+        {"source": "ae_attendances", "record_id": "ae95", "truth_id": "t95", "delivery": "d", "file": "f", "line": "0"},
+    ]
+    people = [
+        {
+            "truth_id": f"t{i}",
+            "household_id": "h",
+            "sex": _person(i)["sex"],
+            "birth_year": _person(i)["date_of_birth"][:4] if i % 7 else "",
+            "ethnic_code": "ABCDEZ"[i % 6] + "1" if i % 5 else "",
+        }
+        for i in range(96)
+    ]
+    _write(os.path.join(folder, "records.csv"), records)
+    _write(os.path.join(folder, "people.csv"), people)
+
+
+def _deliver(spark, settings) -> None:
+    """A delivery's worth of silver changes: person 3 attends A&E again, a newcomer registers and attends,
+    a record is re-sent under another name, and two GP records gain a location (no identity changes)."""
+    from jobs import lake
+
+    ae, gp = settings.table("silver", "ae_attendances"), settings.table("silver", "gp_registrations")
+    late = spark.createDataFrame(_silver_rows("ae_attendances", range(3, 4)), IDENTITY_SCHEMA)
+    late.withColumn("record_id", F.lit("late-3")).write.format("delta").mode("append").save(ae)
+    for source in ("gp_registrations", "ae_attendances"):
+        newcomer = spark.createDataFrame(_silver_rows(source, range(95, 96)), IDENTITY_SCHEMA)
+        newcomer.write.format("delta").mode("append").save(settings.table("silver", source))
+    renamed = F.when(F.col("record_id") == "ae10", F.lit("HALLORAN")).otherwise(F.col("family_name"))
+    lake.replace(lake.read(spark, ae).withColumn("family_name", renamed).localCheckpoint(), ae)
+    located = F.when(F.col("record_id").isin("gp5", "gp6"), F.lit("E01000001")).otherwise(F.col("lsoa_code"))
+    lake.replace(lake.read(spark, gp).withColumn("lsoa_code", located).localCheckpoint(), gp)
+
+
+def test_a_delivery_on_a_local_lake_writes_what_the_spark_link_stage_writes(spark, tmp_path, monkeypatch):
+    """On a lake on local disk the link stage finds a delivery in Delta's versions and rewrites its tables
+    with DuckDB and delta-rs (jobs/linkage/local.py); on Spark (here: a memory budget of 0) it reads
+    every record. The same silver changes give the same rows in every table either way, the
+    accuracy against the truth included."""
+    from jobs import lake
+    from jobs.link import link_all, state_paths
+    from jobs.linkage import local
+
+    ran_locally = []
+    links_after = local.links_after
+    monkeypatch.setattr(local, "links_after", lambda *a: ran_locally.append(a[0]) or links_after(*a))
+    lakes = {
+        "local": _two_source_silver(spark, tmp_path / "local"),
+        "spark": _two_source_silver(spark, tmp_path / "spark", PLACELAKE_GATE_MEMORY_BYTES="0"),
+    }
+    second = {}
+    for name, settings in lakes.items():
+        _truth_files(settings)
+        assert link_all(spark, settings, run_id="run-1")["mode"] == "full"
+        _deliver(spark, settings)
+        second[name] = link_all(spark, settings, run_id="run-2")
+    assert ran_locally == [lakes["local"].table("silver", "person_link")]
+    assert second["local"] == second["spark"]
+    assert second["local"]["delivered_records"] == 4  # late-3, gp95, ae95, ae10 (gp5 and gp6 kept their identity)
+    assert second["local"]["records"] == 138
+
+    def rows(settings, table, drop=()):
+        frame = lake.read(spark, settings.table("silver", table)).drop(*drop)
+        return sorted(tuple(r) for r in frame.collect())
+
+    for table, drop in (
+        ("person_link", ()),
+        ("person", ()),
+        ("person_id_history", ("changed_at",)),
+        ("link_identities", ()),
+        ("link_term_counts", ()),
+    ):
+        assert rows(lakes["local"], table, drop) == rows(lakes["spark"], table, drop), table
+    persons = {r.person_id: r for r in lake.read(spark, lakes["local"].table("silver", "person")).collect()}
+    located = {
+        r.person_id
+        for r in lake.read(spark, lakes["local"].table("silver", "person_link")).collect()
+        if r.record_id in ("gp5", "gp6")
+    }
+    assert {persons[p].lsoa_code for p in located} == {"E01000001"}
+
+    def measured(settings):
+        frame = lake.read(spark, settings.table("ops", "linkage_metrics")).where(F.col("run_id") == "run-2")
+        return {(r.metric, r.dimension, r.grp): (r.value, r.numerator, r.denominator) for r in frame.collect()}
+
+    local_metrics, spark_metrics = measured(lakes["local"]), measured(lakes["spark"])
+    assert local_metrics.keys() == spark_metrics.keys()
+    assert ("records_pairwise_f1", "ethnic_group", "Asian") in local_metrics
+    for key, figures in local_metrics.items():
+        for got, want in zip(figures, spark_metrics[key], strict=True):
+            assert got == want if want is None else got == pytest.approx(want, rel=1e-9), key
+    for settings in lakes.values():
+        stamps = [json.loads(lake.recent_user_metadata(spark, p, 1)[0]) for p in state_paths(settings).values()]
+        assert [s["run_id"] for s in stamps] == ["run-2", "run-2"]
+        link_stamp = json.loads(lake.recent_user_metadata(spark, settings.table("silver", "person_link"), 1)[0])
+        assert link_stamp["run_id"] == "run-2"
