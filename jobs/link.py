@@ -706,22 +706,31 @@ def _save_state(linked: Linked, settings: Settings, run_id: str) -> None:
 
 
 def _saved_state(
-    spark: SparkSession, settings: Settings, last: dict | None, previous: DataFrame | None, trained: dict | None
+    spark: SparkSession,
+    settings: Settings,
+    last: dict | None,
+    previous: DataFrame | None,
+    trained: dict | None,
+    on_local_disk: bool = False,
 ):
     """The LinkState the last link saved, if person_link is still that link's (its stamp's run), else None.
 
     A link that died between saving the state and writing person_link, an erasure (which removes
     the state and rewrites person_link unstamped), a lake older than the state: None, and the
-    stage relinks every record against the last links instead."""
+    stage relinks every record against the last links instead. on_local_disk: the stamps are read
+    by delta-rs, not a Spark job each."""
     if last is None or previous is None or trained is None:
         return None
     paths = state_paths(settings)
     stamps = []
     for path in paths.values():
-        if not lake.table_exists(spark, path):
+        if not (local.exists(path) if on_local_disk else lake.table_exists(spark, path)):
             return None
         try:
-            stamps += [json.loads(s) for s in lake.recent_user_metadata(spark, path, limit=1)]
+            recent = (
+                lake.recent_user_metadata_local(path, 1) if on_local_disk else lake.recent_user_metadata(spark, path, 1)
+            )
+            stamps += [json.loads(s) for s in recent]
         except ValueError:
             return None
     if len(stamps) != len(STATE_TABLES) or any(s.get("run_id") != last.get("run_id") for s in stamps):
@@ -917,7 +926,7 @@ def _link_delivery_locally(
     previous = lake.read(spark, link_path, version=link_version).select(
         "source", "record_id", "person_id", "identity_id", "method", "match_probability"
     )
-    state = _saved_state(spark, settings, last, previous, trained)
+    state = _saved_state(spark, settings, last, previous, trained, on_local_disk=True)
     if state is None or local.stamped_run(person_path) != last.get("run_id"):
         return None
     paths = {s: settings.table("silver", s) for s in sources}
@@ -926,16 +935,12 @@ def _link_delivery_locally(
         if changes is not None:
             log.info("link: %d records gone from silver since the last link: every record is relinked", changes.gone)
         return None
-    changed = spark.createDataFrame(changes.rows).withColumn("address", F.lit(None).cast("string")).localCheckpoint()
     # Of the changed records, those new or carrying another identity are linked; the rest only
     # change their persons' best demographics.
-    keys = ["source", "record_id"]
-    carried = feat.record_identities(changed)
-    was = previous.join(F.broadcast(carried.select(*keys)), keys, "left_semi").select(
-        *keys, F.col("identity_id").alias("was")
-    )
-    moved = carried.join(F.broadcast(was), keys, "left").where(~F.col("identity_id").eqNullSafe(F.col("was")))
-    delivery = changed.join(F.broadcast(moved.select(*keys)), keys, "left_semi").localCheckpoint()
+    with_last = local.with_last_identity(changes.rows, link_path, link_version)
+    changed = spark.createDataFrame(with_last).withColumn("address", F.lit(None).cast("string"))
+    moved = ~feat.identity_id(F.col("source")).eqNullSafe(F.col(local.LAST_IDENTITY))
+    delivery = changed.where(moved).drop(local.LAST_IDENTITY).localCheckpoint()
     n_changed = delivery.count()
     stage.done("changes")
     if n_changed > config.max_new_fraction * max(state.identity_count, 1):

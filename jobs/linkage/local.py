@@ -25,8 +25,6 @@ from jobs import lake
 
 log = logging.getLogger(__name__)
 
-KEY = ("source", "record_id")
-
 
 @dataclass
 class Changes:
@@ -47,32 +45,56 @@ def silver_changes(paths: dict[str, str], versions: dict[str, int], columns: lis
     record_id among them); None when a source has no such version (new since that link, or its history
     is gone), and the caller reads every record instead."""
     from deltalake import DeltaTable
+    from deltalake.exceptions import DeltaError
 
-    if set(paths) != set(versions):
+    if not paths or set(paths) != set(versions):
         return None
     selected = ", ".join(columns)
     parts, gone = [], 0
     with _connect() as sql:
         for source, path in sorted(paths.items()):
             now = DeltaTable(path)
+            sql.register("now_rows", now.to_pyarrow_dataset())
             if now.version() == versions[source]:
+                parts.append(sql.sql(f"SELECT {selected} FROM now_rows LIMIT 0").to_arrow_table())
                 continue
             try:
                 then = DeltaTable(path, version=versions[source])
-            except Exception as exc:  # noqa: BLE001 - delta-rs raises its own errors for a version it cannot load
+            except DeltaError as exc:
                 log.info("link: silver %s has no version %s to compare with (%s)", source, versions[source], exc)
                 return None
-            sql.register("now_rows", now.to_pyarrow_dataset())
             sql.register("then_rows", then.to_pyarrow_dataset())
             parts.append(
                 sql.sql(f"SELECT {selected} FROM now_rows EXCEPT SELECT {selected} FROM then_rows").to_arrow_table()
             )
-            gone += sql.sql("SELECT count(*) FROM then_rows ANTI JOIN now_rows USING (source, record_id)").fetchall()[
+            (left,) = sql.sql("SELECT count(*) FROM then_rows ANTI JOIN now_rows USING (source, record_id)").fetchall()[
                 0
-            ][0]
-    if not parts:
-        return Changes(pa.table({c: pa.array([], pa.string()) for c in columns}).slice(0, 0), gone)
+            ]
+            gone += left
     return Changes(pa.concat_tables(parts), gone)
+
+
+LAST_IDENTITY = "last_identity_id"
+
+
+def with_last_identity(rows: pa.Table, link_path: str, link_version: int) -> pa.Table:
+    """rows (source, record_id, ...) with the identity_id the last link (person_link at link_version)
+    gave each, as LAST_IDENTITY; null for a record it did not link."""
+    from deltalake import DeltaTable
+
+    with _connect() as sql:
+        sql.register("changed_rows", rows)
+        sql.register("last_links", DeltaTable(link_path, version=link_version).to_pyarrow_dataset())
+        return sql.sql(
+            f"SELECT c.*, l.identity_id AS {LAST_IDENTITY} "
+            "FROM changed_rows c LEFT JOIN last_links l USING (source, record_id)"
+        ).to_arrow_table()
+
+
+def exists(path: str) -> bool:
+    from deltalake import DeltaTable
+
+    return DeltaTable.is_deltatable(path)
 
 
 def stamped_run(path: str) -> str | None:

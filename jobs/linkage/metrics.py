@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -44,16 +45,15 @@ def age_band(birth_year: F.Column, year: int) -> F.Column:
     )
 
 
-def _pandas(frame: DataFrame) -> pd.DataFrame:
-    """A Spark frame on the driver by Arrow (toPandas without Arrow builds a Row per row)."""
-    return frame.toArrow().to_pandas()
-
-
-def _codes(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """Id columns as integer codes: what the counts group by, and pandas groups ints many times faster."""
-    for column in columns:
-        frame[column] = pd.factorize(frame[column])[0]
-    return frame
+def _pandas(counts, ids: list[str]) -> pd.DataFrame:
+    """Counts (a Spark frame, or an Arrow table) as pandas, the id columns as integer codes: what the
+    counts group by, and pandas groups ints many times faster. The codes are made in Arrow, so no id
+    becomes a Python string (toPandas without Arrow builds a Row per row)."""
+    table = counts.toArrow() if isinstance(counts, DataFrame) else counts
+    for column in ids:
+        codes = pc.dictionary_encode(table[column].combine_chunks()).indices
+        table = table.set_column(table.schema.get_field_index(column), column, codes)
+    return table.to_pandas()
 
 
 def _pairs(n):
@@ -98,14 +98,14 @@ def truth_accuracy(links: DataFrame, truth_records: DataFrame, truth_people: Dat
         .groupBy("person_id", "truth_id", *_DIMENSIONS)
         .agg(F.count("*").alias("records"), F.countDistinct("source", "identity_id").alias("identities"))
     )
-    return _accuracy_rows(_pandas(counts))
+    return _accuracy_rows(_pandas(counts, ["person_id", "truth_id"]))
 
 
 def truth_accuracy_local(sql, links: str, truth_records: str, truth_people: str, year: int) -> list[tuple]:
     """truth_accuracy by DuckDB: links a view or table on connection sql, the truth files read from disk."""
     ethnic = " ".join(f"WHEN '{code}' THEN '{group}'" for code, group in _ETHNIC_GROUPS.items())
     age = f"{year} - birth_year"
-    counts = sql.execute(
+    counts = sql.sql(
         f"""
         WITH truth AS (
             SELECT source, record_id, truth_id FROM read_csv(?, header = true, all_varchar = true)
@@ -125,14 +125,14 @@ def truth_accuracy_local(sql, links: str, truth_records: str, truth_people: str,
         FROM {links} JOIN truth USING (source, record_id) LEFT JOIN people USING (truth_id)
         GROUP BY ALL
         """,
-        [truth_records, truth_people],
-    ).df()
-    return _accuracy_rows(counts)
+        params=[truth_records, truth_people],
+    ).to_arrow_table()
+    return _accuracy_rows(_pandas(counts, ["person_id", "truth_id"]))
 
 
 def _accuracy_rows(counts: pd.DataFrame) -> list[tuple]:
-    """Rows of truth_accuracy from (person_id, truth_id, dimensions..., records, identities) counts."""
-    counts = _codes(counts, ["person_id", "truth_id"])
+    """Rows of truth_accuracy from (person_id, truth_id, dimensions..., records, identities) counts,
+    the ids as integer codes."""
     counts["all"] = "all"
     rows: list[tuple] = []
     for unit in ("identities", "records"):
@@ -171,7 +171,7 @@ def run_metrics(links: DataFrame, scored: DataFrame, threshold: float) -> list[t
         )
         .first()
     )
-    return _run_rows(_pandas(per_person), pairs.asDict())
+    return _run_rows(_pandas(per_person, ["person_id"]), pairs.asDict())
 
 
 def measure_local(links, scored, threshold: float, truth: tuple[str, str] | None, year: int) -> list[tuple]:
@@ -190,10 +190,10 @@ def measure_local(links, scored, threshold: float, truth: tuple[str, str] | None
 
 def run_metrics_local(sql, links: str, scored: str, threshold: float) -> list[tuple]:
     """run_metrics by DuckDB: links and scored are views or tables on connection sql."""
-    per_person = sql.execute(
+    per_person = sql.sql(
         f"SELECT person_id, source, method, count(*) AS records, count(DISTINCT identity_id) AS identities "
         f"FROM {links} GROUP BY ALL"
-    ).df()
+    ).to_arrow_table()
     accepted = f"match_probability >= {threshold!r}"
     names = ("false", "accepted", "missed", "true_accepted")
     pairs = sql.execute(
@@ -207,13 +207,12 @@ def run_metrics_local(sql, links: str, scored: str, threshold: float) -> list[tu
             LEFT JOIN person_of r ON s.unique_id_r = r.identity_id
         """
     ).fetchall()[0]
-    return _run_rows(per_person, dict(zip(names, pairs, strict=True)))
+    return _run_rows(_pandas(per_person, ["person_id"]), dict(zip(names, pairs, strict=True)))
 
 
 def _run_rows(per_person: pd.DataFrame, pairs: dict) -> list[tuple]:
     """Rows of run_metrics from (person_id, source, method, records, identities) counts and the scored
-    pairs' sums (false, accepted, missed, true_accepted)."""
-    per_person = _codes(per_person, ["person_id"])
+    pairs' sums (false, accepted, missed, true_accepted); person_id as integer codes."""
     rows: list[tuple] = []
     sources = per_person.groupby("person_id")["source"].nunique().rename("sources")
     per_source = per_person.join(sources, on="person_id")
