@@ -35,7 +35,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, Row, SparkSession, Window
 from pyspark.sql import functions as F
 
-from jobs import codes, fanout, history, lake, scorecard
+from jobs import clean_local, codes, fanout, history, lake, scorecard
 from jobs import standardise as std
 from jobs.config import Settings
 from jobs.contracts import conform, source_contract, source_contracts, table_contract
@@ -519,14 +519,18 @@ def _cleaned_files(spark: SparkSession, settings: Settings, source: str) -> dict
     return {r.file_sha256: r.delivery for r in rows}
 
 
-def _new_rows(bronze: DataFrame, cleaned: dict[str, str]) -> tuple[DataFrame, int, list[str]]:
+def _new_rows(
+    bronze: DataFrame, cleaned: dict[str, str], landed: set[str] | None = None
+) -> tuple[DataFrame, int, list[str]]:
     """Bronze rows of the files not cleaned yet, materialised; their count; their deliveries.
 
-    New files are found from the one column naming each row's file, so a source with nothing
-    new costs a narrow scan, not a join of every bronze column.
+    New files are found from the one column naming each row's file (landed, when the caller has
+    read it already), so a source with nothing new costs a narrow scan, not a join of every
+    bronze column.
     """
     if cleaned:
-        landed = {r[0] for r in bronze.select("_file_sha256").distinct().collect()}
+        if landed is None:
+            landed = {r[0] for r in bronze.select("_file_sha256").distinct().collect()}
         new_files = sorted(landed - cleaned.keys())
         if not new_files:
             return bronze.where(F.lit(False)), 0, []
@@ -586,17 +590,35 @@ def _silver_is_stale(spark: SparkSession, settings: Settings, source: str) -> bo
     return lake.read(spark, silver_path).count() != current
 
 
-def _write_silver(spark: SparkSession, settings: Settings, source: str) -> None:
+def _write_silver(spark: SparkSession, settings: Settings, source: str, local: bool = False) -> None:
     """Silver is the current version of every record, located by the postcode directory as it is now
-    (so a new directory re-locates every record, incremental or not)."""
+    (so a new directory re-locates every record, incremental or not). local: by DuckDB and delta-rs."""
     if not _silver_is_stale(spark, settings, source):
         return
-    current = history.current(lake.read(spark, history_path(settings, source)))
     # Only person events are located; the postcode directory and the opt-out list carry no address.
-    if SILVER_CONTRACT.get(source, "person_event") == "person_event":
-        current = with_geography(current, lake.read(spark, settings.table("silver", "ons_postcodes")))
-    silver = conform(current, table_contract("silver", SILVER_CONTRACT.get(source, "person_event")))
-    lake.replace(silver, settings.table("silver", source))
+    located = SILVER_CONTRACT.get(source, "person_event") == "person_event"
+    contract = table_contract("silver", SILVER_CONTRACT.get(source, "person_event"))
+    postcodes = settings.table("silver", "ons_postcodes")
+    if local:
+        clean_local.write_silver(
+            history_path(settings, source), settings.table("silver", source), contract, postcodes if located else None
+        )
+        return
+    current = history.current(lake.read(spark, history_path(settings, source)))
+    if located:
+        current = with_geography(current, lake.read(spark, postcodes))
+    lake.replace(conform(current, contract), settings.table("silver", source))
+
+
+def _cleans_locally(settings: Settings, source: str) -> bool:
+    """Whether a source's whole-table work runs in DuckDB and delta-rs (jobs/clean_local.py): a lake
+    on local disk where the source's history and silver exist and fit settings.gate_memory_bytes."""
+    from deltalake import DeltaTable
+
+    tables = [history_path(settings, source), settings.table("silver", source)]
+    if not settings.is_local() or not all(DeltaTable.is_deltatable(p) for p in tables):
+        return False
+    return lake.size_local(tables) <= settings.gate_memory_bytes
 
 
 def _inputs(spark: SparkSession, settings: Settings, source: str, bronze_version: int) -> str:
@@ -733,16 +755,27 @@ def conservation(
     inputs: str | None = None,
     figures: dict | None = None,
     books: Bookkeeping | None = None,
+    bronze_version: int | None = None,
 ) -> dict:
     """Bronze rows = silver rows + superseded versions + rows quarantined at clean; recorded every build,
     raised (with the figures) when it does not hold.
 
     figures, when given, are the last check's, whose tables are at the versions in inputs
     again (nothing was written since): the same counts, so they are recorded, not counted.
-    With books, the row waits for books.record(); without, it is recorded now.
+    With books, the row waits for books.record(); without, it is recorded now. With bronze_version
+    (bronze as the build read it), the counts are delta-rs's (a lake on local disk).
     """
     if inputs is None:
         inputs = _inputs(spark, settings, source, lake.version(spark, settings.table("bronze", source)))
+    if figures is None and bronze_version is not None and settings.is_local():
+        figures = clean_local.conservation_figures(
+            source,
+            settings.table("bronze", source),
+            bronze_version,
+            settings.table("silver", source),
+            history_path(settings, source),
+            _quarantine_path(settings),
+        )
     if figures is None:
         versions = lake.read(spark, history_path(settings, source))
         quarantined = _quarantined_at_clean(spark, settings, source)
@@ -930,8 +963,11 @@ def _clean_source(
                 "%s: nothing written to it since the last build checked it (bronze version %d)", source, bronze_version
             )
             return _counts(figures, 0)
+    # Once the source has a history and silver, their whole-table work is DuckDB's on a local lake.
+    local = _cleans_locally(settings, source)
     cleaned = _cleaned_files(spark, settings, source)
-    new, new_rows, deliveries = _new_rows(bronze, cleaned)
+    landed = clean_local.landed_files(bronze_path, bronze_version) if local and cleaned else None
+    new, new_rows, deliveries = _new_rows(bronze, cleaned, landed)
     # Metrics are per delivery, over all its rows. A delivery whose files are all new is measured
     # from the rows adapted for cleaning; one landed partly in an earlier run is read again whole.
     measured_whole = not set(deliveries) & set(cleaned.values())
@@ -947,10 +983,13 @@ def _clean_source(
             batch_id,
             books,
             measure=tuple(deliveries) if measured_whole else (),
+            local=local,
         )
-    _write_silver(spark, settings, source)
+    _write_silver(spark, settings, source, local)
     inputs = _inputs(spark, settings, source, bronze_version)
-    figures = conservation(spark, settings, source, bronze, batch_id, inputs, books=books)
+    figures = conservation(
+        spark, settings, source, bronze, batch_id, inputs, books=books, bronze_version=bronze_version if local else None
+    )
     if deliveries and not measured_whole:
         rows = bronze.where(F.col("_delivery").isin(deliveries))
         adapted = ADAPTERS[source](rows.withColumn("_raw", F.lit(None).cast("string")))
@@ -984,19 +1023,25 @@ def _clean_new_rows(
     batch_id: str,
     books: Bookkeeping,
     measure: tuple[str, ...] = (),
+    local: bool = False,
 ) -> None:
     """Adapt, quarantine and version the new rows; their files go to books to be marked cleaned.
     The deliveries in measure (every row of which is among the new rows) are measured from the
-    same adapted rows."""
+    same adapted rows. local: the guard's figures and the history by DuckDB and delta-rs."""
     with_raw = new.withColumn("_raw", F.to_json(F.struct(*contract.column_names)))
     adapted = ADAPTERS[source](with_raw).persist()
     try:
         good = adapted.where(F.col(REJECT).isNull()).drop(REJECT, "_raw")
         path = history_path(settings, source)
         key = list(contract_key(source))
-        earlier = lake.read(spark, path) if lake.table_exists(spark, path) else good.limit(0)
+        if local:
+            good_rows = good.toArrow()  # the new rows: a delivery's, not the source's
+            shares = clean_local.superseded_shares(path, good_rows, key)
+        else:
+            earlier = lake.read(spark, path) if lake.table_exists(spark, path) else good.limit(0)
+            shares = history.superseded_shares(earlier, good, key)
         # Stop before writing anything: a stopped delivery leaves the source as it was.
-        check_supersede_guard(source, history.superseded_shares(earlier, good, key))
+        check_supersede_guard(source, shares)
         rejects = adapted.where(F.col(REJECT).isNotNull())
         if rejects.limit(1).count():
             # Keyed by file: a retried run replaces these files' rows, never quarantines a row twice.
@@ -1008,7 +1053,10 @@ def _clean_new_rows(
                     _quarantine_path(settings),
                     where=f"stage = 'clean' AND source = '{source}' AND file_sha256 IN ({_sql_list(shas)})",
                 )
-        _write_history(spark, settings, source, good)
+        if local:
+            clean_local.write_history(path, good_rows, key)
+        else:
+            _write_history(spark, settings, source, good)
         if measure:
             books.measured(source, list(measure), _metrics(source, new, adapted, batch_id))
         # Marked cleaned when books are recorded, after every source's history: see Bookkeeping.

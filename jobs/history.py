@@ -91,12 +91,18 @@ def superseded_shares(existing: DataFrame, new: DataFrame, key: list[str]) -> li
         .count()
         .collect()
     )
-    new_deliveries = sorted({d for p in patterns for d in p.sent_by})
+    return delivery_shares(patterns)
+
+
+def delivery_shares(patterns) -> list[DeliveryShare]:
+    """The shares from (first delivery, new deliveries sending it, records) triples: how many keys had
+    each first delivery and were sent again by each set of new deliveries."""
+    new_deliveries = sorted({d for _, sent_by, _ in patterns for d in sent_by})
     return [
         DeliveryShare(
             d,
-            prior_records=sum(p["count"] for p in patterns if p.first < d),
-            superseded=sum(p["count"] for p in patterns if p.first < d and d in p.sent_by),
+            prior_records=sum(n for first, _, n in patterns if first < d),
+            superseded=sum(n for first, sent_by, n in patterns if first < d and d in sent_by),
         )
         for d in new_deliveries
     ]

@@ -105,6 +105,7 @@ _ARROW_TYPES = {
     "long": pa.int64(),
     "bigint": pa.int64(),
     "int": pa.int32(),
+    "date": pa.date32(),
     "double": pa.float64(),
     "boolean": pa.bool_(),
     "timestamp": pa.timestamp("us", tz="UTC"),

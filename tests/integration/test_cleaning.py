@@ -6,12 +6,14 @@ from bronze."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 from pathlib import Path
 
 import pytest
 from delta.tables import DeltaTable
+from deltalake import DeltaTable as DeltaLake
 from pyspark.sql import functions as F
 
 from jobs import clean, history, lake, land
@@ -185,6 +187,34 @@ def test_incremental_cleaning_equals_a_rebuild_from_bronze(place, spark):
     for table in incremental:
         assert rebuilt[table] == incremental[table], table
     assert any(incremental[f"history.{s}"] for s in PERSON_SOURCES)
+
+
+def test_a_local_lake_cleans_a_delivery_as_spark_does(place, spark):
+    """Once each source had a history and silver on local disk, its cleans were DuckDB's and
+    delta-rs's. The later deliveries cleaned again on Spark (a memory gate of 0: the guard's join,
+    a MERGE into the history, silver rewritten, counted by Spark) give the same tables and figures."""
+    settings, _, later, *_ = place
+    tables = [p for s in PERSON_SOURCES for p in (clean.history_path(settings, s), settings.table("silver", s))]
+    assert {_written_by(p) for p in tables} == {"delta-rs"}
+    incremental, counted_locally = _snapshot(spark, settings), _latest_figures(spark, settings)
+    on_spark = dataclasses.replace(settings, gate_memory_bytes=0)
+    again = clean.clean_all(spark, on_spark, "spark-again", rebuild_source="all", rebuild_from=later[0])
+    assert all(again[s]["new"] for s in PERSON_SOURCES), again
+    assert {_written_by(p) for p in tables} == {"Apache-Spark"}
+    assert _snapshot(spark, settings) == incremental
+    assert _latest_figures(spark, settings) == counted_locally
+    assert sum(f[2] for f in counted_locally.values()) > 0, "the deliveries supersede records"
+
+
+def _latest_figures(spark, settings: Settings) -> dict[str, tuple]:
+    """Each source's latest conservation check: bronze, silver, superseded and quarantined rows."""
+    checks = lake.read(spark, settings.table("ops", "conservation")).orderBy("checked_at").collect()
+    return {r.source: (r.bronze_rows, r.silver_rows, r.superseded_rows, r.quarantined_rows) for r in checks}
+
+
+def _written_by(path: str) -> str:
+    """The engine that made a table's latest commit: delta-rs or Apache-Spark."""
+    return DeltaLake(path).history(1)[0]["engineInfo"].split(":")[0].split("/")[0]
 
 
 def test_a_source_nothing_was_written_to_is_not_counted_again_but_a_lost_quarantined_row_is_caught(
