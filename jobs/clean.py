@@ -31,6 +31,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import reduce
 
+import pyarrow as pa
 from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, Row, SparkSession, Window
 from pyspark.sql import functions as F
@@ -510,9 +511,12 @@ def check_supersede_guard(source: str, shares: list[history.DeliveryShare], envi
             )
 
 
-def _cleaned_files(spark: SparkSession, settings: Settings, source: str) -> dict[str, str]:
-    """The source's files cleaned before (sha256 -> delivery), from the watermark: one row per file."""
+def _cleaned_files(spark: SparkSession, settings: Settings, source: str, local: bool = False) -> dict[str, str]:
+    """The source's files cleaned before (sha256 -> delivery), from the watermark: one row per file.
+    local: read by delta-rs."""
     path = _watermark_path(settings)
+    if local and lake.exists_local(path):
+        return clean_local.cleaned_files(path, source)
     if not lake.table_exists(spark, path):
         return {}
     rows = lake.read(spark, path).where(F.col("source") == source).select("file_sha256", "delivery").collect()
@@ -613,10 +617,8 @@ def _write_silver(spark: SparkSession, settings: Settings, source: str, local: b
 def _cleans_locally(settings: Settings, source: str) -> bool:
     """Whether a source's whole-table work runs in DuckDB and delta-rs (jobs/clean_local.py): a lake
     on local disk where the source's history and silver exist and fit settings.gate_memory_bytes."""
-    from deltalake import DeltaTable
-
     tables = [history_path(settings, source), settings.table("silver", source)]
-    if not settings.is_local() or not all(DeltaTable.is_deltatable(p) for p in tables):
+    if not settings.is_local() or not all(lake.exists_local(p) for p in tables):
         return False
     return lake.size_local(tables) <= settings.gate_memory_bytes
 
@@ -666,6 +668,15 @@ class Bookkeeping:
         self._last: dict[str, Row] | None = None
         self._quarantined: dict[str, int] | None = None
         self._reading = threading.Lock()  # sources cleaned side by side read the last checks once
+        # These tables hold a few rows a file or delivery: on a local lake within the memory gate,
+        # delta-rs reads and rewrites them (each in one commit, as Spark would).
+        tables = [_watermark_path(settings), _quarantine_path(settings)]
+        tables += [settings.table("ops", t) for t in ("conservation", "clean_metrics")]
+        self.local = settings.is_local() and lake.size_local(tables) <= settings.gate_memory_bytes
+
+    def on_local_disk(self, path: str) -> bool:
+        """Whether delta-rs reads and writes this table (it exists: Spark creates it)."""
+        return self.local and lake.exists_local(path)
 
     def measured(self, source: str, deliveries: list[str], metrics: DataFrame) -> None:
         """The deliveries' metrics, replacing what was measured of them before (computed now: the
@@ -683,6 +694,9 @@ class Bookkeeping:
             if self._last is None:
                 last = {}
                 path = self.settings.table("ops", "conservation")
+                if self.on_local_disk(path):
+                    self._last = {r["source"]: Row(**r) for r in clean_local.last_checks(path)}
+                    return self._last.get(source)
                 checks = lake.read(self.spark, path) if lake.table_exists(self.spark, path) else None
                 if checks is not None and "inputs" in checks.columns:  # not a check recorded before inputs were
                     newest = Window.partitionBy("source").orderBy(F.col("checked_at").desc())
@@ -694,6 +708,8 @@ class Bookkeeping:
     def quarantined(self, source: str) -> int:
         """As the build found them: a source's own cleaning is the only writer of its rows here."""
         with self._reading:
+            if self._quarantined is None and self.on_local_disk(_quarantine_path(self.settings)):
+                self._quarantined = clean_local.quarantined_at_clean(_quarantine_path(self.settings))
             if self._quarantined is None:
                 rows = _quarantined_at_clean(self.spark, self.settings)
                 self._quarantined = {} if rows is None else dict(rows.groupBy("source").count().collect())
@@ -716,12 +732,22 @@ class Bookkeeping:
     def record(self) -> None:
         """Metrics, then the watermark, then the checks: one commit each, replacing the rows of
         the same deliveries, files and run (a build recorded again doubles nothing)."""
-        _replace_keyed(self.metrics, self.settings.table("ops", "clean_metrics"), "delivery")
-        _replace_keyed(self.files, _watermark_path(self.settings), "file_sha256")
+        _replace_keyed(self.metrics, self.settings.table("ops", "clean_metrics"), "delivery", self)
+        _replace_keyed(self.files, _watermark_path(self.settings), "file_sha256", self)
         self.metrics, self.files = [], []
         if not self.rows:
             return
         sources = _sql_list(sorted({r[1] for r in self.rows}))
+        path = self.settings.table("ops", "conservation")
+        if self.on_local_disk(path) and "inputs" in lake.dataset_local(path).schema.names:
+            names = [c.split()[0] for c in CONSERVATION_SCHEMA.split(",")]
+            checks = [dict(zip(names, r, strict=True)) for r in self.rows]
+            for check in checks:
+                check["checked_at"] = check["checked_at"].replace(tzinfo=UTC)
+            rows = pa.Table.from_pylist(checks, schema=lake.arrow_schema(CONSERVATION_SCHEMA))
+            clean_local.replace_where(path, rows, f"run_id = {_sql_list([self.run_id])} AND source IN ({sources})")
+            self.rows = []
+            return
         lake.replace(
             self.spark.createDataFrame(self.rows, CONSERVATION_SCHEMA),
             self.settings.table("ops", "conservation"),
@@ -737,13 +763,16 @@ class Bookkeeping:
 _SHARED_WRITE = threading.Lock()
 
 
-def _replace_keyed(pending: list[tuple[str, list[str], DataFrame]], path: str, column: str) -> None:
+def _replace_keyed(pending: list[tuple[str, list[str], DataFrame]], path: str, column: str, books: Bookkeeping) -> None:
     """Every source's rows in one commit, replacing the rows of the same source and key values."""
     if not pending:
         return
     rows = reduce(DataFrame.unionByName, [frame for _, _, frame in pending])
     where = " OR ".join(f"(source = '{source}' AND {column} IN ({_sql_list(keys)}))" for source, keys, _ in pending)
-    lake.replace(rows, path, where=where)
+    if books.on_local_disk(path):
+        clean_local.replace_where(path, rows.toArrow(), where)
+    else:
+        lake.replace(rows, path, where=where)
 
 
 def conservation(
@@ -965,7 +994,7 @@ def _clean_source(
             return _counts(figures, 0)
     # Once the source has a history and silver, their whole-table work is DuckDB's on a local lake.
     local = _cleans_locally(settings, source)
-    cleaned = _cleaned_files(spark, settings, source)
+    cleaned = _cleaned_files(spark, settings, source, books.local)
     landed = clean_local.landed_files(bronze_path, bronze_version) if local and cleaned else None
     new, new_rows, deliveries = _new_rows(bronze, cleaned, landed)
     # Metrics are per delivery, over all its rows. A delivery whose files are all new is measured
@@ -1046,13 +1075,16 @@ def _clean_new_rows(
         if rejects.limit(1).count():
             # Keyed by file: a retried run replaces these files' rows, never quarantines a row twice.
             shas = [r[0] for r in new.select("_file_sha256").distinct().collect()]
-            quarantine = _quarantine(rejects, source, batch_id).localCheckpoint()  # computed outside the lock
-            with _SHARED_WRITE:
-                lake.replace(
-                    quarantine,
-                    _quarantine_path(settings),
-                    where=f"stage = 'clean' AND source = '{source}' AND file_sha256 IN ({_sql_list(shas)})",
-                )
+            where = f"stage = 'clean' AND source = '{source}' AND file_sha256 IN ({_sql_list(shas)})"
+            quarantine = _quarantine(rejects, source, batch_id)
+            if books.on_local_disk(_quarantine_path(settings)):
+                rows = quarantine.toArrow()  # computed outside the lock
+                with _SHARED_WRITE:
+                    clean_local.replace_where(_quarantine_path(settings), rows, where)
+            else:
+                quarantine = quarantine.localCheckpoint()  # computed outside the lock
+                with _SHARED_WRITE:
+                    lake.replace(quarantine, _quarantine_path(settings), where=where)
         if local:
             clean_local.write_history(path, good_rows, key)
         else:

@@ -132,10 +132,8 @@ def conservation_figures(
 ) -> dict[str, int]:
     """jobs.clean.conservation's counts: from the Parquet footers where a whole table is counted, a
     one-column scan where rows are filtered."""
-    from deltalake import DeltaTable
-
     quarantined = 0
-    if DeltaTable.is_deltatable(quarantine_path):
+    if lake.exists_local(quarantine_path):
         at_clean = (pc.field("stage") == "clean") & (pc.field("source") == source)
         quarantined = _dataset(quarantine_path).count_rows(filter=at_clean)
     return {
@@ -144,3 +142,43 @@ def conservation_figures(
         "superseded_rows": _dataset(history_path).count_rows(filter=~pc.field("_is_current")),
         "quarantined_rows": quarantined,
     }
+
+
+# --- clean's ops tables -------------------------------------------------------------------------------
+# The watermark, the last conservation checks, the delivery metrics and the rows quarantined at
+# clean: a handful of rows a source, each read or rewritten in one commit.
+
+
+def cleaned_files(watermark_path: str, source: str) -> dict[str, str]:
+    """jobs.clean._cleaned_files: the source's files cleaned before (sha256 -> delivery)."""
+    rows = _dataset(watermark_path).to_table(columns=["file_sha256", "delivery"], filter=pc.field("source") == source)
+    return dict(zip(rows.column(0).to_pylist(), rows.column(1).to_pylist(), strict=True))
+
+
+def last_checks(conservation_path: str) -> list[dict]:
+    """Each source's latest conservation check (jobs.clean.Bookkeeping.last); none from a table
+    whose checks predate their inputs column."""
+    checks = _dataset(conservation_path)
+    if "inputs" not in checks.schema.names:
+        return []
+    with _connect() as sql:
+        sql.register("checks", checks)
+        latest = "QUALIFY row_number() OVER (PARTITION BY source ORDER BY checked_at DESC) = 1"
+        return sql.sql(f"SELECT * FROM checks {latest}").to_arrow_table().to_pylist()
+
+
+def quarantined_at_clean(quarantine_path: str) -> dict[str, int]:
+    """Rows quarantined at clean, per source."""
+    sources = _dataset(quarantine_path).to_table(columns=["source"], filter=pc.field("stage") == "clean").column(0)
+    return {c["values"]: c["counts"] for c in pc.value_counts(sources).to_pylist()}
+
+
+def replace_where(path: str, rows: pa.Table, where: str) -> None:
+    """The table's rows matching where (a SQL predicate) give way to rows, in one commit; a column
+    the table has and rows lack is null in them (as a Spark write leaves it)."""
+    schema = _dataset(path).schema
+    columns = [
+        rows.column(f.name).cast(f.type) if f.name in rows.column_names else pa.nulls(rows.num_rows, f.type)
+        for f in schema
+    ]
+    lake.replace_local(pa.Table.from_arrays(columns, schema=schema), path, where=where)

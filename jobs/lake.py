@@ -187,6 +187,12 @@ def dataset_local(path: str):
     return DeltaTable(path).to_pyarrow_dataset()
 
 
+def exists_local(path: str) -> bool:
+    from deltalake import DeltaTable
+
+    return DeltaTable.is_deltatable(path)
+
+
 def size_local(paths: list[str]) -> int:
     """Bytes of the data files in the current versions of these local tables (from their logs)."""
     import pyarrow.compute as pc

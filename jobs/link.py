@@ -724,7 +724,7 @@ def _saved_state(
     paths = state_paths(settings)
     stamps = []
     for path in paths.values():
-        if not (local.exists(path) if on_local_disk else lake.table_exists(spark, path)):
+        if not (lake.exists_local(path) if on_local_disk else lake.table_exists(spark, path)):
             return None
         try:
             recent = (

@@ -91,12 +91,6 @@ def with_last_identity(rows: pa.Table, link_path: str, link_version: int) -> pa.
         ).to_arrow_table()
 
 
-def exists(path: str) -> bool:
-    from deltalake import DeltaTable
-
-    return DeltaTable.is_deltatable(path)
-
-
 def stamped_run(path: str) -> str | None:
     """The run_id in a table's latest commit's stamp, if it has one."""
     import json
