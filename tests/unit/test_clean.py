@@ -4,7 +4,7 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from jobs import history
+from jobs import clean_local, history, lake
 from jobs.clean import (
     ADAPTERS,
     SupersedeGuardError,
@@ -353,6 +353,37 @@ def test_superseded_shares_are_per_delivery_and_the_guard_stops_an_implausible_o
         check_supersede_guard("asc_services", shares, env)
     # Too few earlier records for a share to mean anything.
     check_supersede_guard("asc_services", shares, {**env, "PLACELAKE_CLEAN_GUARD_MIN_RECORDS": "20"})
+
+
+def test_a_local_history_dates_versions_and_counts_what_is_superseded_as_spark_does(spark, tmp_path):
+    """jobs.clean_local's twins of versioned and superseded_shares: a history of the first delivery,
+    then the rest added to it, is what versioning every row at once gives; adding them again (a
+    build that died before marking its files cleaned) replaces their versions, never doubles them."""
+    rows = _versions(
+        spark,
+        [
+            ("R1", "first", "2026-01-01", "a.csv", 2),
+            ("R2", "first", "2026-01-01", "a.csv", 3),
+            ("R1", "corrected", "2026-03-01", "b.csv", 5),
+            ("R3", "sent twice, first copy", "2026-03-01", "b.csv", 3),
+            ("R3", "sent twice, last copy", "2026-03-01", "b.csv", 7),
+            ("R1", "closed", "2026-06-01", "c.csv", 9),
+            ("R4", "only", "2026-06-01", "c.csv", 2),
+        ],
+    ).withColumn("_file_sha256", F.col("_source_file"))
+    key, path = ["record_id"], str(tmp_path / "history")
+    first, later = rows.where("_delivery = '2026-01-01'"), rows.where("_delivery > '2026-01-01'")
+    lake.replace_local(history.versioned(first, key).toArrow(), path)
+    assert clean_local.superseded_shares(path, later.toArrow(), key) == history.superseded_shares(first, later, key)
+    assert [s.superseded for s in history.superseded_shares(first, later, key)] == [1, 1]
+
+    def versions(rows: list[dict]) -> list[dict]:
+        return sorted(rows, key=lambda r: (r["record_id"], r["_version"]))
+
+    expected = versions([r.asDict() for r in history.versioned(rows, key).collect()])
+    for _ in range(2):
+        clean_local.write_history(path, later.toArrow(), key)
+        assert versions(lake.read_local(path).to_pylist()) == expected
 
 
 def test_geography_resolves_terminated_postcodes_and_flags_what_does_not_resolve(spark):
