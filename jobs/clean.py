@@ -554,7 +554,14 @@ def _write_history(spark: SparkSession, settings: Settings, source: str, good: D
         return
     existing = lake.read(spark, path)
     touched = good.select(*key).distinct()
-    earlier = existing.join(touched, on=key, how="left_semi").drop(*history.VERSION_COLUMNS)
+    # A version cleaned before (the same file and line: a build died after this MERGE and before
+    # marking its file cleaned) gives way to its new copy; kept, it would match the MERGE twice.
+    cleaned_again = good.select(*history.VERSION_KEY)
+    earlier = (
+        existing.join(touched, on=key, how="left_semi")
+        .join(cleaned_again, on=history.VERSION_KEY, how="left_anti")
+        .drop(*history.VERSION_COLUMNS)
+    )
     # Cut the lineage: the MERGE below writes the table these versions were read from.
     versions = history.versioned(earlier.unionByName(good), key).localCheckpoint()
     lake.upsert(spark, versions, path, keys=history.VERSION_KEY)

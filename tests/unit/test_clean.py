@@ -8,15 +8,18 @@ from jobs import clean_local, history, lake
 from jobs.clean import (
     ADAPTERS,
     SupersedeGuardError,
+    _write_history,
     adapt_apc_episodes,
     adapt_asc_events,
     adapt_gp_registrations,
     adapt_housing_cases,
     check_supersede_guard,
     delivery_metrics,
+    history_path,
     latest_version,
     with_geography,
 )
+from jobs.config import Settings
 from jobs.contracts import conform, source_contract, source_contracts, table_contract
 from jobs.scorecard import field_scores, scores_from_metrics
 
@@ -358,7 +361,8 @@ def test_superseded_shares_are_per_delivery_and_the_guard_stops_an_implausible_o
 def test_a_local_history_dates_versions_and_counts_what_is_superseded_as_spark_does(spark, tmp_path):
     """jobs.clean_local's twins of versioned and superseded_shares: a history of the first delivery,
     then the rest added to it, is what versioning every row at once gives; adding them again (a
-    build that died before marking its files cleaned) replaces their versions, never doubles them."""
+    build that died before marking its files cleaned) replaces their versions, never doubles them,
+    by DuckDB and delta-rs as by Spark's MERGE."""
     rows = _versions(
         spark,
         [
@@ -384,6 +388,11 @@ def test_a_local_history_dates_versions_and_counts_what_is_superseded_as_spark_d
     for _ in range(2):
         clean_local.write_history(path, later.toArrow(), key)
         assert versions(lake.read_local(path).to_pylist()) == expected
+    settings = Settings.from_env({"PLACELAKE_HOME": str(tmp_path / "on-spark")})
+    lake.replace(history.versioned(first, key), history_path(settings, "housing_cases"))
+    for _ in range(2):
+        _write_history(spark, settings, "housing_cases", later)
+        assert versions(lake.read_local(history_path(settings, "housing_cases")).to_pylist()) == expected
 
 
 def test_geography_resolves_terminated_postcodes_and_flags_what_does_not_resolve(spark):
