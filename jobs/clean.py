@@ -701,11 +701,11 @@ class Bookkeeping:
             if self._last is None:
                 last = {}
                 path = self.settings.table("ops", "conservation")
-                if self.on_local_disk(path):
-                    self._last = {r["source"]: Row(**r) for r in clean_local.last_checks(path)}
-                    return self._last.get(source)
-                checks = lake.read(self.spark, path) if lake.table_exists(self.spark, path) else None
-                if checks is not None and "inputs" in checks.columns:  # not a check recorded before inputs were
+                local = self.on_local_disk(path)
+                checks = lake.read(self.spark, path) if not local and lake.table_exists(self.spark, path) else None
+                if local:
+                    last = {r["source"]: Row(**r) for r in clean_local.last_checks(path)}
+                elif checks is not None and "inputs" in checks.columns:  # not a check recorded before inputs were
                     newest = Window.partitionBy("source").orderBy(F.col("checked_at").desc())
                     latest = checks.withColumn("_n", F.row_number().over(newest)).where(F.col("_n") == 1)
                     last = {r.source: r for r in latest.drop("_n").collect()}
@@ -747,11 +747,11 @@ class Bookkeeping:
         sources = _sql_list(sorted({r[1] for r in self.rows}))
         path = self.settings.table("ops", "conservation")
         if self.on_local_disk(path) and "inputs" in lake.dataset_local(path).schema.names:
-            names = [c.split()[0] for c in CONSERVATION_SCHEMA.split(",")]
-            checks = [dict(zip(names, r, strict=True)) for r in self.rows]
+            schema = lake.arrow_schema(CONSERVATION_SCHEMA)
+            checks = [dict(zip(schema.names, r, strict=True)) for r in self.rows]
             for check in checks:
                 check["checked_at"] = check["checked_at"].replace(tzinfo=UTC)
-            rows = pa.Table.from_pylist(checks, schema=lake.arrow_schema(CONSERVATION_SCHEMA))
+            rows = pa.Table.from_pylist(checks, schema=schema)
             clean_local.replace_where(path, rows, f"run_id = {_sql_list([self.run_id])} AND source IN ({sources})")
             self.rows = []
             return

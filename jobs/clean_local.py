@@ -30,15 +30,9 @@ def _connect():
     return duckdb.connect()
 
 
-def _dataset(path: str, version: int | None = None):
-    from deltalake import DeltaTable
-
-    return DeltaTable(path, version=version).to_pyarrow_dataset()
-
-
 def landed_files(bronze_path: str, version: int) -> set[str]:
     """The files (by sha256) whose rows are in bronze at that version: one column read."""
-    column = _dataset(bronze_path, version).to_table(columns=["_file_sha256"]).column(0)
+    column = lake.dataset_local(bronze_path, version).to_table(columns=["_file_sha256"]).column(0)
     return set(pc.unique(column).to_pylist())
 
 
@@ -59,7 +53,7 @@ def superseded_shares(history_path: str, new: pa.Table, key: list[str]) -> list[
     """jobs.history.superseded_shares of the history's rows and the new ones."""
     on = ", ".join(key)
     with _connect() as sql:
-        sql.register("existing", _dataset(history_path))
+        sql.register("existing", lake.dataset_local(history_path))
         sql.register("new_rows", new)
         patterns = sql.sql(
             f"""
@@ -80,7 +74,7 @@ def write_history(history_path: str, good: pa.Table, key: list[str]) -> None:
     """The new versions added and every version of the records they touch dated again, in one commit
     (jobs.clean._write_history's MERGE, as a rewrite). A version cleaned before (the same file and
     line, cleaned again after a build died before marking its file) gives way to its new copy."""
-    existing = _dataset(history_path)
+    existing = lake.dataset_local(history_path)
     on = ", ".join(key)
     columns = ", ".join(n for n in existing.schema.names if n not in VERSION_COLUMNS)
     earlier = (
@@ -104,9 +98,9 @@ def write_silver(history_path: str, silver_path: str, contract: Contract, postco
     given (jobs.clean.with_geography's join and flags), conforming to contract; one commit."""
     current = "SELECT * EXCLUDE (" + ", ".join(VERSION_COLUMNS) + ") FROM versions WHERE _is_current"
     with _connect() as sql:
-        sql.register("versions", _dataset(history_path))
+        sql.register("versions", lake.dataset_local(history_path))
         if postcodes_path is not None:
-            sql.register("directory", _dataset(postcodes_path))
+            sql.register("directory", lake.dataset_local(postcodes_path))
             query = f"""
                 SELECT e.* EXCLUDE (clean_flags), d.lsoa_code, d.ward_code, d.imd_decile,
                        NULLIF(concat_ws(';', e.clean_flags,
@@ -135,11 +129,11 @@ def conservation_figures(
     quarantined = 0
     if lake.exists_local(quarantine_path):
         at_clean = (pc.field("stage") == "clean") & (pc.field("source") == source)
-        quarantined = _dataset(quarantine_path).count_rows(filter=at_clean)
+        quarantined = lake.dataset_local(quarantine_path).count_rows(filter=at_clean)
     return {
-        "bronze_rows": _dataset(bronze_path, bronze_version).count_rows(),
-        "silver_rows": _dataset(silver_path).count_rows(),
-        "superseded_rows": _dataset(history_path).count_rows(filter=~pc.field("_is_current")),
+        "bronze_rows": lake.dataset_local(bronze_path, bronze_version).count_rows(),
+        "silver_rows": lake.dataset_local(silver_path).count_rows(),
+        "superseded_rows": lake.dataset_local(history_path).count_rows(filter=~pc.field("_is_current")),
         "quarantined_rows": quarantined,
     }
 
@@ -151,14 +145,16 @@ def conservation_figures(
 
 def cleaned_files(watermark_path: str, source: str) -> dict[str, str]:
     """jobs.clean._cleaned_files: the source's files cleaned before (sha256 -> delivery)."""
-    rows = _dataset(watermark_path).to_table(columns=["file_sha256", "delivery"], filter=pc.field("source") == source)
+    rows = lake.dataset_local(watermark_path).to_table(
+        columns=["file_sha256", "delivery"], filter=pc.field("source") == source
+    )
     return dict(zip(rows.column(0).to_pylist(), rows.column(1).to_pylist(), strict=True))
 
 
 def last_checks(conservation_path: str) -> list[dict]:
     """Each source's latest conservation check (jobs.clean.Bookkeeping.last); none from a table
     whose checks predate their inputs column."""
-    checks = _dataset(conservation_path)
+    checks = lake.dataset_local(conservation_path)
     if "inputs" not in checks.schema.names:
         return []
     with _connect() as sql:
@@ -169,14 +165,16 @@ def last_checks(conservation_path: str) -> list[dict]:
 
 def quarantined_at_clean(quarantine_path: str) -> dict[str, int]:
     """Rows quarantined at clean, per source."""
-    sources = _dataset(quarantine_path).to_table(columns=["source"], filter=pc.field("stage") == "clean").column(0)
+    sources = (
+        lake.dataset_local(quarantine_path).to_table(columns=["source"], filter=pc.field("stage") == "clean").column(0)
+    )
     return {c["values"]: c["counts"] for c in pc.value_counts(sources).to_pylist()}
 
 
 def replace_where(path: str, rows: pa.Table, where: str) -> None:
     """The table's rows matching where (a SQL predicate) give way to rows, in one commit; a column
     the table has and rows lack is null in them (as a Spark write leaves it)."""
-    schema = _dataset(path).schema
+    schema = lake.dataset_local(path).schema
     columns = [
         rows.column(f.name).cast(f.type) if f.name in rows.column_names else pa.nulls(rows.num_rows, f.type)
         for f in schema

@@ -180,11 +180,11 @@ def read_local(path: str, columns: list[str] | None = None, where=None) -> pa.Ta
     return dataset_local(path).to_table(columns=columns, filter=where)
 
 
-def dataset_local(path: str):
-    """The current version of a local table as a pyarrow dataset: scanned when queried, not read now."""
+def dataset_local(path: str, version: int | None = None):
+    """A local table (its current version, or version) as a pyarrow dataset: scanned when queried, not read now."""
     from deltalake import DeltaTable
 
-    return DeltaTable(path).to_pyarrow_dataset()
+    return DeltaTable(path, version=version).to_pyarrow_dataset()
 
 
 def exists_local(path: str) -> bool:
