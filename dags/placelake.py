@@ -155,7 +155,11 @@ def placelake_land():
     # A data engineer who changed an adapter or a standardiser triggers one run with
     # {"rebuild_source": "<source>" or "all", "rebuild_from": "YYYY-MM-DD"}: that source's silver is
     # cleaned again from bronze (never re-landed), and every stage after it rebuilds from silver.
+    # After a change to linkage.yaml, {"relink": true} links every record again under the new settings.
     params={
+        "relink": Param(
+            False, type="boolean", description="Link every record again and re-estimate the model (person_ids kept)."
+        ),
         "rebuild_source": Param(None, type=["null", "string"], description="Source to rebuild from bronze, or all."),
         "rebuild_from": Param(
             None, type=["null", "string"], format="date", description="First delivery date to rebuild (default all)."
@@ -171,10 +175,10 @@ def placelake():
         return run_clean(run_id, rebuild_source=params.get("rebuild_source"), rebuild_from=params.get("rebuild_from"))
 
     @task(retries=1, execution_timeout=timedelta(minutes=60))
-    def link(run_id=None):
+    def link(run_id=None, params=None):
         from jobs.pipeline import run_link
 
-        return run_link(run_id)
+        return run_link(run_id, relink=bool((params or {}).get("relink")))
 
     @task(retries=1, execution_timeout=timedelta(minutes=30))
     def curate(logical_date=None, dag_run=None):

@@ -20,7 +20,7 @@ log = logging.getLogger("placelake")
 
 DAG_ID = "placelake"
 # Commands that write the lake take its lock (jobs/lock.py); a second one is refused with LOCKED.
-WRITERS = {"run", "rebuild", "forget"}
+WRITERS = {"run", "rebuild", "relink", "forget"}
 LOCKED = 75  # EX_TEMPFAIL: nothing was done, try again later
 
 
@@ -221,6 +221,29 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     print(
         "downstream must re-run: link -> curate -> gate -> publish -> report "
         "(the next `placelake run`, or a run of DAG placelake, rebuilds them from silver)"
+    )
+    return 0
+
+
+def cmd_relink(args: argparse.Namespace, settings: Settings) -> int:
+    from jobs import link
+    from jobs.spark import get_spark
+
+    spark = get_spark(settings)
+    if not link.person_sources(spark, settings):
+        print("placelake relink: no silver person sources to link: run the pipeline first", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    run_id = f"relink__{datetime.now(UTC):%Y-%m-%dT%H:%M:%S}"
+    linked = link.link_all(spark, settings, run_id=run_id, relink=True)
+    print(
+        f"relinked {linked['records']} records ({linked['identities']} identities) into {linked['persons']} persons "
+        f"under jobs/linkage/linkage.yaml as it is now, the model re-estimated ({time.monotonic() - started:.0f}s)"
+    )
+    print(f"merges and splits: lake/silver/person_id_history, run {run_id}")
+    print(
+        "downstream must re-run: curate -> gate -> publish -> report "
+        "(the next `placelake run`, or a run of DAG placelake, rebuilds them; its link stage has nothing to do)"
     )
     return 0
 
@@ -480,6 +503,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="rebuild only deliveries on or after this date, YYYY-MM-DD (default: every delivery)",
     )
     p.set_defaults(func=cmd_rebuild)
+
+    p = sub.add_parser(
+        "relink",
+        help="link every silver record again and re-estimate the model (after a change to linkage.yaml); "
+        "person_ids are kept where the new clusters allow",
+    )
+    p.set_defaults(func=cmd_relink)
 
     p = sub.add_parser(
         "status", help="tables with their Delta version and rows; the latest delivery per source; rejected files"

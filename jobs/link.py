@@ -792,18 +792,25 @@ def _link_changes(
     return linked
 
 
-def link_all(spark: SparkSession, settings: Settings, run_id: str, full: bool = False) -> dict[str, int]:
+def link_all(
+    spark: SparkSession, settings: Settings, run_id: str, full: bool = False, relink: bool = False
+) -> dict[str, int]:
     """The link stage: silver sources -> silver person_link, person, person_id_history; ops linkage_metrics.
 
     When every silver person source is at the version the last link read, with the same settings,
     there is nothing to link: the tables stay as that link left them (and the report shows its metrics).
     Otherwise the records new or changed since the last link are linked as a delivery against the
     state it saved (link_delivery); every record is relinked (link_records) when that cannot be done.
+
+    relink: every record is linked again and the model re-estimated (after a change to linkage.yaml,
+    which a delivery would apply only to what it brings), keeping the last links' person_ids where
+    the new clusters allow; merges and splits go to person_id_history. full: as if nothing had ever
+    been linked (fresh person_ids; the benchmark's full link).
     """
     started = datetime.now(UTC)
     sources = person_sources(spark, settings)
     inputs = _link_inputs(spark, settings, sources)
-    last = None if full else _last_link(spark, settings)
+    last = None if full or relink else _last_link(spark, settings)
     if last is not None and last["inputs"] == inputs:
         log.info(
             "link: the %d silver person sources are as run %s linked them; person_link and person unchanged",
@@ -821,7 +828,7 @@ def link_all(spark: SparkSession, settings: Settings, run_id: str, full: bool = 
         return {"mode": "unchanged", "linked_by_run": last.get("run_id"), **{m: int(v) for m, v in headline}}
     config = LinkageConfig.load()
     scratch = settings.path("tmp", "splink", run_id.replace(":", "_").replace("+", "_"))
-    last_model = None if full else _read_model(settings)
+    last_model = None if full or relink else _read_model(settings)
     if last is not None and last_model is not None and _links_locally(settings, sources):
         done = _link_delivery_locally(
             spark, settings, sources, last, last_model, config, scratch, run_id, started, inputs
@@ -835,7 +842,7 @@ def link_all(spark: SparkSession, settings: Settings, run_id: str, full: bool = 
     stage = _Phases()
     previous = None if full else _previous_links(spark, settings)
     stage.done("last_links")
-    state = None if full else _saved_state(spark, settings, last, previous, last_model)
+    state = None if full or relink else _saved_state(spark, settings, last, previous, last_model)
     linked = (
         None if state is None else _link_changes(spark, records, state, config, scratch, run_id, settings.link_engine)
     )

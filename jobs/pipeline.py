@@ -55,8 +55,9 @@ def run_clean(run_id: str, rebuild_source: str | None = None, rebuild_from: str 
     )
 
 
-def run_link(run_id: str) -> dict:
-    linked = link.link_all(session(), settings(), run_id=run_id)
+def run_link(run_id: str, relink: bool = False) -> dict:
+    """Link what changed in silver; relink: every record again, the model re-estimated (link.link_all)."""
+    linked = link.link_all(session(), settings(), run_id=run_id, relink=relink)
     # Silver is checked once it is complete (sources, links, persons): a fail rule stops the build here.
     checked = gate.check_silver(session(), settings(), run_id=run_id)
     return {**linked, "silver_checks": {t: v["passed"] for t, v in checked.items()}}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from datetime import date
 
 import pytest
@@ -350,7 +351,7 @@ def _two_source_silver(spark, tmp_path, **env):
     return settings
 
 
-def test_the_link_stage_runs_again_only_when_a_silver_source_has_changed(spark, tmp_path):
+def test_the_link_stage_runs_when_silver_has_changed_or_placelake_relink_asks(spark, tmp_path, monkeypatch, capsys):
     from jobs import lake
     from jobs.link import link_all
 
@@ -369,9 +370,34 @@ def test_the_link_stage_runs_again_only_when_a_silver_source_has_changed(spark, 
     new.withColumn("record_id", F.lit("late-3")).write.format("delta").mode("append").save(
         settings.table("silver", "ae_attendances")
     )
-    assert link_all(spark, settings, run_id="run-3")["mode"] != "unchanged"
+    third = link_all(spark, settings, run_id="run-3")
+    assert third["mode"] != "unchanged" and third["delivered_records"] == 1
     ids = {(r.source, r.record_id): r.person_id for r in lake.read(spark, link_table).collect()}
     assert ids[("ae_attendances", "late-3")] == ids[("gp_registrations", "gp3")]
+
+    # After a change to linkage.yaml (which a delivery applies only to what it brings), a data engineer
+    # relinks every record: the model is estimated again, and a person whose records still cluster
+    # together keeps their id; the next run's link stage then has nothing to do.
+    model = tmp_path / "lake/ops/linkage_model/model.json"
+    model.unlink()  # so the relink's model is seen to be written again
+    monkeypatch.setenv("PLACELAKE_HOME", str(tmp_path))
+    monkeypatch.setenv("PLACELAKE_SHUFFLE_PARTITIONS", "1")
+    assert main(["relink"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^relinked 136 records \(\d+ identities\) into 90 persons", out, re.MULTILINE), out
+    assert model.exists()
+    relinked = lake.read(spark, link_table)
+    assert {r.run_id for r in relinked.select("run_id").distinct().collect()} == set(
+        re.findall(r"run (relink__\S+)", out)
+    )
+    assert {(r.source, r.record_id): r.person_id for r in relinked.collect()} == ids
+    assert link_all(spark, settings, run_id="run-4")["mode"] == "unchanged"
+
+
+def test_placelake_relink_says_there_is_nothing_to_link_before_a_clean(spark, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PLACELAKE_HOME", str(tmp_path))
+    assert main(["relink"]) == 2
+    assert "no silver person sources to link" in capsys.readouterr().err
 
 
 def test_the_link_stage_links_what_changed_as_a_delivery_with_link_records_ids(spark, tmp_path):

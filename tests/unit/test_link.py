@@ -541,3 +541,21 @@ def test_only_identities_sharing_every_column_of_some_rule_with_a_new_one_are_ca
     blocks = [("dob", "given_canon"), ("nhs_number",)]
     assert sorted(r.unique_id for r in blocking_candidates(existing, new, blocks).collect()) == ["a", "d", "e"]
     assert blocking_candidates(existing, new, None).count() == 5
+
+
+def test_the_build_dag_relinks_every_record_only_when_a_run_asks(monkeypatch):
+    import importlib.util
+
+    from jobs import pipeline
+    from jobs.config import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("placelake_dag_for_link_test", REPO_ROOT / "dags" / "placelake.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.placelake_dag.params["relink"] is False  # a scheduled run links what changed
+    asked = []
+    monkeypatch.setattr(pipeline, "run_link", lambda run_id, relink=False: asked.append((run_id, relink)))
+    link_task = module.placelake_dag.get_task("link").python_callable
+    link_task(run_id="scheduled", params={"relink": False})
+    link_task(run_id="manual", params={"relink": True})
+    assert asked == [("scheduled", False), ("manual", True)]
