@@ -294,16 +294,20 @@ def place_month_counts(persons: DataFrame, events: DataFrame, as_of: date, month
     grid = areas.select("area_level", "area_code").distinct().crossJoin(grid_months)
     keys = ["area_level", "area_code", "month"]
 
+    # Residents: people are counted per area and month of death first, so the months are joined
+    # to a few thousand groups, not to every person (24 rows each).
     deaths = death_months(events)
     alive = (
         areas.join(deaths, on="person_id", how="left")
+        .groupBy("area_level", "area_code", "month_of_death")
+        .agg(F.count("*").alias("people"))
         .join(
             F.broadcast(grid_months),
             on=F.col("month_of_death").isNull() | (F.col("month_of_death") >= F.col("month")),
             how="inner",
         )
         .groupBy(*keys)
-        .agg(F.count("*").alias("residents"))
+        .agg(F.sum("people").alias("residents"))
     )
     located = events.join(areas, on="person_id", how="inner")
 
@@ -523,9 +527,31 @@ def build_cohort_area(person: DataFrame, cohorts: dict[str, DataFrame]) -> DataF
 # --- IO ------------------------------------------------------------------------------
 
 
+# What the gold builders read of a silver event: names, addresses and the lineage columns stay
+# behind, neither read nor held in memory (at 1M people the events are 4.85M rows).
+EVENT_COLUMNS = (
+    "source",
+    "record_id",
+    "organisation",
+    "nhs_number",  # for the opt-out list only
+    "event_type",
+    "service_type",
+    "provider_code",
+    "event_start",
+    "event_end",
+    "ethnic_category",
+    "primary_diagnosis",
+    "discharge_ready_date",
+    "discharge_destination",
+)
+
+
 def linked_events(spark: SparkSession, settings: Settings) -> DataFrame:
+    """Every silver event the gold builders read (EVENT_COLUMNS), with its record's person_id."""
     links = lake.read(spark, settings.table("silver", "person_link")).select("source", "record_id", "person_id")
-    frames = [lake.read(spark, settings.table("silver", s)) for s in person_sources(spark, settings)]
+    frames = [
+        lake.read(spark, settings.table("silver", s)).select(*EVENT_COLUMNS) for s in person_sources(spark, settings)
+    ]
     events = frames[0]
     for frame in frames[1:]:
         events = events.unionByName(frame)
