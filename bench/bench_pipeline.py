@@ -199,10 +199,10 @@ def one_size(people: int, out: Path) -> None:
         # The identity records the full link read, kept on disk: Splink-DuckDB runs on them after the
         # incremental build, so neither its time nor its memory (held by this process once DuckDB has
         # run: 8.8 GiB at 1M) lands on the build it is not part of.
-        identities = work / "identities.parquet"
+        identities = work / "identities.pickle"  # exact: parquet would bring lists back as numpy arrays
         features = _identity_features(spark, settings)
         n_identities = len(features)
-        features.to_parquet(identities)
+        features.to_pickle(identities)
         del features
         gc.collect()
 
@@ -212,7 +212,7 @@ def one_size(people: int, out: Path) -> None:
         incremental = build("bench-incremental")
 
         say(f"reference: Splink on DuckDB, the {n_identities} identity records the full link read ...")
-        duckdb = duckdb_scale(pandas.read_parquet(identities))
+        duckdb = duckdb_scale(pandas.read_pickle(identities))
         say(f"duckdb {duckdb['duckdb_s']}s for {n_identities} identities")
 
         land_s = next(s["seconds"] for s in full["stages"] if s["stage"] == "land")

@@ -134,12 +134,11 @@ def field_scores(bronze: DataFrame, contract: Contract) -> DataFrame:
     )
 
 
-def coverage(spark: SparkSession, settings: Settings, contract: Contract) -> dict:
-    """Deliveries received against the months expected between the first and the last (monthly feeds)."""
-    bronze = lake.read(spark, settings.table("bronze", contract.name))
-    months = sorted(r[0] for r in bronze.select(F.substring("_delivery", 1, 7)).distinct().collect())
+def coverage(source: str, received: list[str]) -> dict:
+    """Deliveries received (YYYY-MM) against the months expected between the first and the last (monthly feeds)."""
+    months = sorted(set(received))
     if not months:
-        return {"source": contract.name, "expected": 0, "received": 0, "missing": []}
+        return {"source": source, "expected": 0, "received": 0, "missing": []}
     first_y, first_m = map(int, months[0].split("-"))
     last_y, last_m = map(int, months[-1].split("-"))
     expected = [
@@ -149,7 +148,7 @@ def coverage(spark: SparkSession, settings: Settings, contract: Contract) -> dic
         if (y, m) >= (first_y, first_m) and (y, m) <= (last_y, last_m)
     ]
     return {
-        "source": contract.name,
+        "source": source,
         "expected": len(expected),
         "received": len(months),
         "missing": [m for m in expected if m not in months],

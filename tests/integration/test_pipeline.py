@@ -5,6 +5,7 @@ assertions on what it published."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -427,6 +428,31 @@ def test_the_silver_checks_find_the_same_in_memory_as_on_spark(pipeline_run, spa
     # Every silver table the run made was checked, each rule once.
     assert {r.table for r in results} == {c.name for c in gate.silver_contracts(spark, local)}
     assert len({(r.table, r.rule_id) for r in results}) == len(results)
+
+
+def test_the_report_reads_the_same_by_duckdb_as_by_spark(pipeline_run, spark, place):
+    """On a lake on local disk the report's queries run in DuckDB over delta-rs, with no Spark job;
+    the page is the one Spark's reads of the same tables make (a lake over the gate's memory)."""
+    from jobs.report import ReportTables, build_report
+
+    run_id = lake.read(spark, place.table("ops", "dq_results")).select("run_id").first().run_id
+    on_spark = dataclasses.replace(place, gate_memory_bytes=0)
+    assert ReportTables(spark, place).local and not ReportTables(spark, on_spark).local
+
+    tracker = spark.sparkContext.statusTracker()
+    spark.sparkContext.setJobGroup("report-by-duckdb", "the local report")
+    try:
+        local = build_report(spark, place, run_id)
+    finally:
+        spark.sparkContext.setJobGroup("", "")
+    assert tracker.getJobIdsForGroup("report-by-duckdb") == []
+    by_spark = build_report(spark, on_spark, run_id)
+
+    def undated(page: str) -> str:
+        return re.sub(r"generated \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC", "generated -", page)
+
+    assert "records linked into" in local and "months expected" in local
+    assert undated(local) == undated(by_spark)
 
 
 def test_report_renders_offline_in_a_real_browser(pipeline_run, place):
