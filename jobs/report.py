@@ -65,7 +65,7 @@ class ReportTables:
     def __init__(self, spark: SparkSession, settings: Settings) -> None:
         from jobs.gate import gates_locally
 
-        self.spark, self.settings = spark, settings
+        self.spark = spark
         self.paths = {name: settings.table(*where) for name, where in REPORT_TABLES.items()}
         self.local = gates_locally(settings, list(self.paths.values()))
         self._sql = None
@@ -113,7 +113,8 @@ class ReportTables:
 
 def _bind_spark(query: str, params: tuple) -> str:
     """query with each ? replaced, in order, by its parameter as a Spark SQL string literal
-    (backslash escapes: a quote or a backslash in a run id stays itself)."""
+    (backslash escapes: a quote or a backslash in a run id stays itself). Every ? in query is a
+    marker: the report's SQL has none inside its own string constants."""
     parts = query.split("?")
     if len(parts) != len(params) + 1:
         raise ValueError(f"{len(parts) - 1} parameter markers for {len(params)} parameters")
