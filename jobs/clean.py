@@ -701,11 +701,12 @@ class Bookkeeping:
             if self._last is None:
                 last = {}
                 path = self.settings.table("ops", "conservation")
-                local = self.on_local_disk(path)
-                checks = lake.read(self.spark, path) if not local and lake.table_exists(self.spark, path) else None
-                if local:
+                checks = None
+                if self.on_local_disk(path):
                     last = {r["source"]: Row(**r) for r in clean_local.last_checks(path)}
-                elif checks is not None and "inputs" in checks.columns:  # not a check recorded before inputs were
+                elif lake.table_exists(self.spark, path):
+                    checks = lake.read(self.spark, path)
+                if checks is not None and "inputs" in checks.columns:  # not a check recorded before inputs were
                     newest = Window.partitionBy("source").orderBy(F.col("checked_at").desc())
                     latest = checks.withColumn("_n", F.row_number().over(newest)).where(F.col("_n") == 1)
                     last = {r.source: r for r in latest.drop("_n").collect()}

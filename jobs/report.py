@@ -78,9 +78,9 @@ class ReportTables:
     def version(self, name: str) -> int | None:
         from deltalake import DeltaTable
 
-        if not self.exists(name):
-            return None
-        return DeltaTable(self.paths[name]).version() if self.local else lake.version(self.spark, self.paths[name])
+        if not self.local:
+            return lake.version(self.spark, self.paths[name])  # None for a table that does not exist
+        return DeltaTable(self.paths[name]).version() if self.exists(name) else None
 
     def rows(self, query: str, *params, tables: tuple[str, ...]) -> list[Row]:
         """Run query (reading tables, which must exist) with ? bound to params, in order."""

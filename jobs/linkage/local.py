@@ -80,7 +80,6 @@ LAST_IDENTITY = "last_identity_id"
 def with_last_identity(rows: pa.Table, link_path: str, link_version: int) -> pa.Table:
     """rows (source, record_id, ...) with the identity_id the last link (person_link at link_version)
     gave each, as LAST_IDENTITY; null for a record it did not link."""
-
     with _connect() as sql:
         sql.register("changed_rows", rows)
         sql.register("last_links", lake.dataset_local(link_path, link_version))
@@ -105,7 +104,6 @@ def stamped_run(path: str) -> str | None:
 def links_after(link_path: str, link_version: int, touched: pa.Table, run_id: str, columns: list[str]) -> pa.Table:
     """Every record's link after a delivery: the last link's (person_link at link_version), with the
     records the delivery touched given their new links; each row of this run (run_id), in columns' order."""
-
     last = lake.dataset_local(link_path, link_version)
     run = "'" + run_id.replace("'", "''") + "'"
     selected = ", ".join(f"{run} AS run_id" if c == "run_id" else c for c in columns)
