@@ -24,12 +24,6 @@ from jobs.contracts import Contract, ContractError
 from jobs.history import VERSION_COLUMNS, DeliveryShare, delivery_shares
 
 
-def _connect():
-    import duckdb
-
-    return duckdb.connect()
-
-
 def landed_files(bronze_path: str, version: int) -> set[str]:
     """The files (by sha256) whose rows are in bronze at that version: one column read."""
     column = lake.dataset_local(bronze_path, version).to_table(columns=["_file_sha256"]).column(0)
@@ -52,7 +46,7 @@ def _versioned(rows: str, key: list[str]) -> str:
 def superseded_shares(history_path: str, new: pa.Table, key: list[str]) -> list[DeliveryShare]:
     """jobs.history.superseded_shares of the history's rows and the new ones."""
     on = ", ".join(key)
-    with _connect() as sql:
+    with lake.local_sql() as sql:
         sql.register("existing", lake.dataset_local(history_path))
         sql.register("new_rows", new)
         patterns = sql.sql(
@@ -80,24 +74,24 @@ def write_history(history_path: str, good: pa.Table, key: list[str]) -> None:
     earlier = (
         f"(SELECT {columns} FROM existing SEMI JOIN touched USING ({on}) ANTI JOIN good USING (_file_sha256, _line))"
     )
-    with _connect() as sql:
+    with lake.local_sql() as sql:
         sql.register("existing", existing)
         sql.register("good", good)
-        table = sql.sql(
+        rows = sql.sql(
             f"""
             WITH touched AS (SELECT DISTINCT {on} FROM good)
             SELECT * FROM existing ANTI JOIN touched USING ({on})
             UNION ALL BY NAME
             SELECT * FROM ({_versioned(f"({earlier} UNION ALL BY NAME SELECT {columns} FROM good)", key)})"""
-        ).to_arrow_table()
-    lake.replace_local(table.select(existing.schema.names).cast(existing.schema), history_path)
+        )
+        lake.replace_local(lake.streamed(rows, existing.schema), history_path)
 
 
 def write_silver(history_path: str, silver_path: str, contract: Contract, postcodes_path: str | None) -> None:
     """Silver: the history's current versions, located by the postcode directory when postcodes_path is
     given (jobs.clean.with_geography's join and flags), conforming to contract; one commit."""
     current = "SELECT * EXCLUDE (" + ", ".join(VERSION_COLUMNS) + ") FROM versions WHERE _is_current"
-    with _connect() as sql:
+    with lake.local_sql() as sql:
         sql.register("versions", lake.dataset_local(history_path))
         if postcodes_path is not None:
             sql.register("directory", lake.dataset_local(postcodes_path))
@@ -110,15 +104,14 @@ def write_silver(history_path: str, silver_path: str, contract: Contract, postco
                 LEFT JOIN (SELECT postcode, lsoa_code, ward_code, imd_decile, terminated FROM directory) d USING (postcode)"""
         else:
             query = current
-        table = sql.sql(query).to_arrow_table()
-    missing = [c for c in contract.column_names if c not in table.column_names]
-    if missing:  # as jobs.contracts.conform words it
-        raise ContractError(
-            f"output does not match contract {contract.layer}/{contract.name}: "
-            + "; ".join(f"missing column {c!r}" for c in missing)
-        )
-    schema = lake.arrow_schema(contract.typed_schema())
-    lake.replace_local(table.select(contract.column_names).cast(schema), silver_path)
+        rows = sql.sql(query)
+        missing = [c for c in contract.column_names if c not in rows.columns]
+        if missing:  # as jobs.contracts.conform words it
+            raise ContractError(
+                f"output does not match contract {contract.layer}/{contract.name}: "
+                + "; ".join(f"missing column {c!r}" for c in missing)
+            )
+        lake.replace_local(lake.streamed(rows, lake.arrow_schema(contract.typed_schema())), silver_path)
 
 
 def conservation_figures(
@@ -157,7 +150,7 @@ def last_checks(conservation_path: str) -> list[dict]:
     checks = lake.dataset_local(conservation_path)
     if "inputs" not in checks.schema.names:
         return []
-    with _connect() as sql:
+    with lake.local_sql() as sql:
         sql.register("checks", checks)
         latest = "QUALIFY row_number() OVER (PARTITION BY source ORDER BY checked_at DESC) = 1"
         return sql.sql(f"SELECT * FROM checks {latest}").to_arrow_table().to_pylist()

@@ -3,6 +3,8 @@ input changes nothing (the house rule for every stage)."""
 
 from __future__ import annotations
 
+import tempfile
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -185,6 +187,32 @@ def dataset_local(path: str, version: int | None = None):
     from deltalake import DeltaTable
 
     return DeltaTable(path, version=version).to_pyarrow_dataset()
+
+
+# What one DuckDB session over local tables may hold (clean's and the link stage's whole-table work,
+# two sources side by side): beyond it joins and windows spill to a folder of their own. Unbounded, a
+# 1M place's increment held 2.7 GiB a source while rewriting its history.
+LOCAL_SQL_MEMORY = "512MB"
+
+
+@contextmanager
+def local_sql():
+    """A DuckDB session within LOCAL_SQL_MEMORY, spilling to a temporary folder removed after it."""
+    import duckdb
+
+    with (
+        tempfile.TemporaryDirectory(prefix="placelake-duckdb-") as spill,
+        duckdb.connect(config={"memory_limit": LOCAL_SQL_MEMORY, "temp_directory": spill}) as sql,
+    ):
+        yield sql
+
+
+def streamed(rows, schema: pa.Schema) -> pa.RecordBatchReader:
+    """A DuckDB query's rows as batches of schema (its columns, in its order and types), computed as a
+    writer (replace_local) asks for them: a whole table is never held in memory at once."""
+    return pa.RecordBatchReader.from_batches(
+        schema, (batch.select(schema.names).cast(schema) for batch in rows.to_arrow_reader(GROUP_ROWS))
+    )
 
 
 def exists_local(path: str) -> bool:

@@ -34,12 +34,6 @@ class Changes:
     gone: int  # records the last link read that are no longer in silver
 
 
-def _connect():
-    import duckdb
-
-    return duckdb.connect()
-
-
 def silver_changes(paths: dict[str, str], versions: dict[str, int], columns: list[str]) -> Changes | None:
     """Each source's rows now that its version in versions did not hold, on these columns (source and
     record_id among them); None when a source has no such version (new since that link, or its history
@@ -51,7 +45,7 @@ def silver_changes(paths: dict[str, str], versions: dict[str, int], columns: lis
         return None
     selected = ", ".join(columns)
     parts, gone = [], 0
-    with _connect() as sql:
+    with lake.local_sql() as sql:
         for source, path in sorted(paths.items()):
             now = DeltaTable(path)
             sql.register("now_rows", now.to_pyarrow_dataset())
@@ -80,7 +74,7 @@ LAST_IDENTITY = "last_identity_id"
 def with_last_identity(rows: pa.Table, link_path: str, link_version: int) -> pa.Table:
     """rows (source, record_id, ...) with the identity_id the last link (person_link at link_version)
     gave each, as LAST_IDENTITY; null for a record it did not link."""
-    with _connect() as sql:
+    with lake.local_sql() as sql:
         sql.register("changed_rows", rows)
         sql.register("last_links", lake.dataset_local(link_path, link_version))
         return sql.sql(
@@ -107,7 +101,7 @@ def links_after(link_path: str, link_version: int, touched: pa.Table, run_id: st
     last = lake.dataset_local(link_path, link_version)
     run = "'" + run_id.replace("'", "''") + "'"
     selected = ", ".join(f"{run} AS run_id" if c == "run_id" else c for c in columns)
-    with _connect() as sql:
+    with lake.local_sql() as sql:
         sql.register("last_links", last)
         sql.register("touched", touched)
         links = sql.sql(
@@ -122,7 +116,7 @@ def persons_records(links: pa.Table, touched: pa.Table, changed: pa.Table, silve
     its person_id): the persons the delivery touched (their ids before and after) and the persons of
     every record changed in silver. The records carry columns, as the link stage reads them."""
     selected = ", ".join(f"r.{c}" for c in columns)
-    with _connect() as sql:
+    with lake.local_sql() as sql:
         sql.register("links", links)
         sql.register("touched", touched)
         sql.register("changed", changed)
@@ -150,11 +144,11 @@ def replace_rows(path: str, fresh: pa.Table, gone: pa.Table, key: list[str], use
     """A table rewritten in one commit by delta-rs: its rows whose key is in gone give way to fresh."""
     current = lake.dataset_local(path)
     on = ", ".join(key)
-    with _connect() as sql:
+    with lake.local_sql() as sql:
         sql.register("current_rows", current)
         sql.register("gone_keys", gone)
         sql.register("fresh_rows", fresh)
-        table = sql.sql(
+        rows = sql.sql(
             f"SELECT * FROM current_rows ANTI JOIN gone_keys USING ({on}) UNION ALL BY NAME SELECT * FROM fresh_rows"
-        ).to_arrow_table()
-    lake.replace_local(table.select(current.schema.names).cast(current.schema), path, user_metadata=user_metadata)
+        )
+        lake.replace_local(lake.streamed(rows, current.schema), path, user_metadata=user_metadata)

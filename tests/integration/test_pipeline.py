@@ -435,7 +435,8 @@ def test_the_report_reads_the_same_by_duckdb_as_by_spark(pipeline_run, spark, pl
     the page is the one Spark's reads of the same tables make (a lake over the gate's memory)."""
     from jobs.report import ReportTables, build_report
 
-    run_id = lake.read(spark, place.table("ops", "dq_results")).select("run_id").first().run_id
+    # The pipeline's run: dq_results also holds the gate test's run ("test-broken-gate"), linkage_metrics only runs'.
+    (run_id,) = {r.run_id for r in lake.read(spark, place.table("ops", "linkage_metrics")).select("run_id").collect()}
     on_spark = dataclasses.replace(place, gate_memory_bytes=0)
     assert ReportTables(spark, place).local and not ReportTables(spark, on_spark).local
 
