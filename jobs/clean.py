@@ -40,6 +40,7 @@ from jobs import clean_local, codes, fanout, history, lake, scorecard
 from jobs import standardise as std
 from jobs.config import Settings
 from jobs.contracts import conform, source_contract, source_contracts, table_contract
+from jobs.spark import releases_what_it_cached
 
 log = logging.getLogger(__name__)
 
@@ -1105,6 +1106,7 @@ def _clean_new_rows(
         adapted.unpersist()
 
 
+@releases_what_it_cached
 def clean_all(
     spark: SparkSession,
     settings: Settings,

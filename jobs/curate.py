@@ -24,6 +24,7 @@ from jobs.config import Settings
 from jobs.contracts import conform, gold_contracts, table_contract
 from jobs.link import person_sources
 from jobs.privacy import disclosure_controlled, hmac_sha256, pseudonym_key
+from jobs.spark import releases_what_it_cached
 
 log = logging.getLogger(__name__)
 
@@ -593,6 +594,7 @@ def build_gold(
     return {name: conform(df, table_contract("gold", name)) for name, df in tables.items()}
 
 
+@releases_what_it_cached
 def curate_all(spark: SparkSession, settings: Settings, as_of: date) -> dict[str, int]:
     """Build every gold table into staging (lake/staging/gold/<table>)."""
     expected = {c.name for c in gold_contracts()}

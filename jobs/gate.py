@@ -44,6 +44,7 @@ from jobs import data_docs, lake
 from jobs.config import REPO_ROOT, Settings
 from jobs.contracts import Contract, gold_contracts, source_contracts, table_contract
 from jobs.faults import kill_point
+from jobs.spark import releases_what_it_cached
 
 log = logging.getLogger(__name__)
 
@@ -817,6 +818,7 @@ def gates_locally(settings: Settings, paths: list[str]) -> bool:
     return settings.is_local() and lake.size_local(paths) <= settings.gate_memory_bytes
 
 
+@releases_what_it_cached
 def gate_all(spark: SparkSession, settings: Settings, run_id: str) -> dict[str, dict]:
     """Validate every staged gold table; raise GateFailed naming each failed table and rule.
 
@@ -847,6 +849,7 @@ def silver_contracts(spark: SparkSession, settings: Settings) -> list[Contract]:
     return found
 
 
+@releases_what_it_cached
 def check_silver(spark: SparkSession, settings: Settings, run_id: str) -> dict[str, dict]:
     """Validate every silver table; a fail rule stops the build before anything is curated.
 
@@ -946,6 +949,7 @@ def _repeat_silver_check(
     return summary
 
 
+@releases_what_it_cached
 def publish_all(spark: SparkSession, settings: Settings) -> dict[str, int | None]:
     """Each table in its own commit: a reader sees a table whole, old or new, never half of it."""
     kill_point("publish.before")

@@ -38,6 +38,7 @@ from jobs.contracts import conform, source_contracts, table_contract
 from jobs.linkage import features as feat
 from jobs.linkage import ids, local, metrics, model
 from jobs.linkage.config import CONFIG_PATH, LinkageConfig
+from jobs.spark import releases_what_it_cached
 
 log = logging.getLogger(__name__)
 
@@ -792,6 +793,7 @@ def _link_changes(
     return linked
 
 
+@releases_what_it_cached
 def link_all(
     spark: SparkSession, settings: Settings, run_id: str, full: bool = False, relink: bool = False
 ) -> dict[str, int]:

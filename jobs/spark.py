@@ -6,6 +6,7 @@ fixture) and passed in everywhere else.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import os
@@ -121,3 +122,29 @@ def get_spark(settings: Settings, app_name: str = "placelake") -> SparkSession:
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
+
+
+def releases_what_it_cached(stage):
+    """Decorator for a stage (a function of the session, then anything, returning a summary, never a
+    frame): the RDDs it left persisted are released when it returns or raises.
+
+    A localCheckpoint's blocks are otherwise freed only once the JVM collects its RDD (Spark's
+    ContextCleaner), which on a large heap may not happen within a run: every stage of `placelake run`
+    shares one JVM (dag.test), and cached blocks of an earlier stage hold storage memory a later
+    stage's joins and sorts could use. At 100,000 people each curate left 6 more cached RDDs (157 MiB).
+    """
+
+    @functools.wraps(stage)
+    def run(spark: SparkSession | None, *args, **kwargs):
+        if spark is None:  # a stage that runs without Spark on a local lake
+            return stage(spark, *args, **kwargs)
+        context = spark.sparkContext._jsc
+        before = set(context.getPersistentRDDs().keySet())
+        try:
+            return stage(spark, *args, **kwargs)
+        finally:
+            for rdd_id, rdd in context.getPersistentRDDs().items():
+                if rdd_id not in before:
+                    rdd.unpersist(False)
+
+    return run
