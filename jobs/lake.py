@@ -139,7 +139,7 @@ def append_once_local(
     row_group_rows: Spark splits a Parquet file between tasks only at row groups, and
     delta-rs writes a commit as one file of one row group up to a million rows.
     """
-    from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
+    from deltalake import CommitProperties, DeltaTable, write_deltalake
     from deltalake.transaction import Transaction
 
     if DeltaTable.is_deltatable(path) and DeltaTable(path).transaction_version(app_id) is not None:
@@ -148,7 +148,7 @@ def append_once_local(
         custom_metadata={"userMetadata": user_metadata} if user_metadata is not None else None,
         app_transactions=[Transaction(app_id, 0)],
     )
-    writer = WriterProperties(max_row_group_size=row_group_rows) if row_group_rows else None
+    writer = _writer_properties(row_group_rows) if row_group_rows else None
     write_deltalake(
         path, table, mode="append", configuration=properties, commit_properties=commit, writer_properties=writer
     )
@@ -238,16 +238,27 @@ def size_local(paths: list[str]) -> int:
 GROUP_ROWS = 131_072
 
 
+def _writer_properties(row_group_rows: int):
+    """delta-rs's Parquet settings for rows in groups of row_group_rows, Snappy-compressed as Spark writes.
+
+    Given any WriterProperties, delta-rs leaves the columns uncompressed unless told: a 100,000-person
+    place's silver gp_registrations took 6.8 MB so, 4.5 MB in Snappy (3.0 MB as Spark wrote it).
+    """
+    from deltalake import WriterProperties
+
+    return WriterProperties(max_row_group_size=row_group_rows, compression="SNAPPY")
+
+
 def replace_local(
     table: pa.Table | pa.RecordBatchReader, path: str, where: str | None = None, user_metadata: str | None = None
 ) -> None:
     """replace() by delta-rs, in one commit: the rows matching where (a SQL predicate) give way to table,
     or with no where the whole table does, schema included (as replace's overwriteSchema). A reader's
     batches are written as they come."""
-    from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
+    from deltalake import CommitProperties, DeltaTable, write_deltalake
 
     commit = CommitProperties(custom_metadata={"userMetadata": user_metadata} if user_metadata is not None else None)
-    writer = WriterProperties(max_row_group_size=GROUP_ROWS)
+    writer = _writer_properties(GROUP_ROWS)
     if not DeltaTable.is_deltatable(path):
         write_deltalake(path, table, mode="append", commit_properties=commit, writer_properties=writer)
     elif where is None:
