@@ -37,7 +37,7 @@ def test_a_stage_releases_what_it_checkpointed_or_cached_and_nothing_it_found(sp
     assert _persistent(spark) == before
 
 
-def test_a_stage_without_spark_runs_as_it_is(spark):
+def test_a_stage_without_spark_runs_as_it_is():
     @releases_what_it_cached
     def local_stage(session, x):
         return {"session": session, "x": x}
