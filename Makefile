@@ -12,7 +12,7 @@ VENV_STAMP := $(VENV)/.installed
 # kept under PLACELAKE_HOME (git-ignored). Real places set PLACELAKE_PSEUDONYM_KEY.
 DEV_KEY := $(PLACELAKE_HOME)/.pseudonym_key
 
-.PHONY: help setup browser run test test-cluster test-reliability test-airflow test-unit report serve-sql lint clean distclean
+.PHONY: help setup browser run test test-engines test-cluster test-reliability test-airflow test-unit report serve-sql lint clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ browser:
 test: setup browser ## run the test suite (unit, DAG integrity, end-to-end integration, report in Chromium)
 	$(BIN)/pytest
 
+test-engines: setup ## each fast path (DuckDB, delta-rs, in-memory checks) and Splink on Spark give what the Spark path gives (CI runs it after make test)
+	$(BIN)/pytest -m engines tests/integration
+
 test-cluster: setup ## the pipeline on a real Spark standalone cluster (master + 2 workers on 127.0.0.1) equals a local run
 	$(BIN)/pytest -m cluster tests/cluster
 
@@ -54,7 +57,7 @@ test-airflow: setup ## the DAGs under a real Airflow 3 scheduler, dag-processor 
 	$(BIN)/pytest -m airflow tests/airflow
 
 test-unit: setup ## unit tests only (no end-to-end run)
-	$(BIN)/pytest -m "not integration and not cluster and not reliability and not airflow"
+	$(BIN)/pytest -m "not integration and not cluster and not reliability and not airflow and not engines"
 
 report: setup ## rewrite the quality report for the latest run and open it
 	$(BIN)/placelake report --open

@@ -24,6 +24,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import pyarrow as pa
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -286,20 +287,24 @@ def audit_row(
 
 
 def write_audit(spark: SparkSession, settings: Settings, rows: list[dict]) -> None:
-    """Append to ops/sql_audit, a table Delta itself keeps append-only (delta.appendOnly)."""
+    """Append to ops/sql_audit, a table Delta itself keeps append-only (delta.appendOnly).
+
+    On a lake on local disk by delta-rs: 0.03 s a statement, where Spark's append took 1-1.6 s warm
+    (each `placelake sql` and each Thrift statement waits for its audit row before answering).
+    """
     if not rows:
+        return
+    path, app_id = settings.table(*AUDIT_TABLE), f"sql_audit-{uuid.uuid4()}"
+    if settings.is_local():
+        table = pa.Table.from_pylist(rows, schema=lake.arrow_schema(AUDIT_SCHEMA))
+        lake.append_once_local(table, path, app_id=app_id, properties={"delta.appendOnly": "true"})
         return
     # The audit's own write must not be refused by the analyst session's path lock.
     previous = spark.conf.get("spark.sql.runSQLOnFiles")
     spark.conf.set("spark.sql.runSQLOnFiles", "true")
     try:
         df = spark.createDataFrame(rows, AUDIT_SCHEMA)
-        lake.append_once(
-            df,
-            settings.table(*AUDIT_TABLE),
-            app_id=f"sql_audit-{uuid.uuid4()}",
-            properties={"delta.appendOnly": "true"},
-        )
+        lake.append_once(df, path, app_id=app_id, properties={"delta.appendOnly": "true"})
     finally:
         spark.conf.set("spark.sql.runSQLOnFiles", previous)
 

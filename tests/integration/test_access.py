@@ -9,6 +9,7 @@ silver table sits beside it that no analyst path may reach.
 from __future__ import annotations
 
 import getpass
+import hashlib
 import io
 import json
 import os
@@ -204,6 +205,7 @@ def test_a_run_that_changed_nothing_reads_the_state_it_left(spark, analyst):
     assert state.versions == {c.name: 1 for c in gold_contracts()}
 
 
+@pytest.mark.engines
 def test_publish_on_spark_and_in_memory_make_the_same_commits(spark, tmp_path):
     """A local lake publishes by delta-rs (in memory), any other by Spark; either may follow the other on
     the same gold table. Each commit carries its run, the same content reads back whichever wrote it, and
@@ -250,6 +252,26 @@ def test_every_query_is_audited_without_sql_text_or_values(spark, analyst, capsy
     # Delta itself refuses to rewrite the audit (delta.appendOnly).
     with pytest.raises(Exception, match="(?i)append"):
         DeltaTable.forPath(spark, analyst.table(*access.AUDIT_TABLE)).delete()
+
+
+@pytest.mark.engines
+def test_the_audit_is_one_append_only_table_whether_spark_or_delta_rs_appends(spark, tmp_path):
+    """A lake on local disk audits by delta-rs, any other by Spark (here: the same folder as a file:// URI);
+    either may append after the other, and Delta refuses a rewrite of what either wrote."""
+    local = Settings.from_env({"PLACELAKE_HOME": str(tmp_path)})
+    by_uri = Settings.from_env({"PLACELAKE_HOME": f"file://{tmp_path}"})
+    assert local.is_local() and not by_uri.is_local()
+    statements = [(local, "SELECT 1"), (by_uri, "SELECT 2"), (local, "SELECT 3")]
+    for settings, statement in statements:
+        row = access.audit_row(interface="cli", statement=statement, tables=["gold.person"], rows=1, status="ok")
+        access.write_audit(spark, settings, [row])
+    rows = _audit(spark, local)
+    assert [r.statement_sha256 for r in rows] == [hashlib.sha256(s.encode()).hexdigest() for _, s in statements]
+    assert all(r.tables == ["gold.person"] and r.rows == 1 and r.audited_at is not None for r in rows)
+    commits = DeltaTable.forPath(spark, local.table(*access.AUDIT_TABLE)).history().orderBy("version").collect()
+    assert ["Spark" in (c.engineInfo or "") for c in commits] == [False, True, False]
+    with pytest.raises(Exception, match="(?i)append"):
+        DeltaTable.forPath(spark, local.table(*access.AUDIT_TABLE)).delete()
 
 
 def test_the_shell_reads_statements_from_stdin(analyst, capsys, monkeypatch):

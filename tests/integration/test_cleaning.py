@@ -189,6 +189,7 @@ def test_incremental_cleaning_equals_a_rebuild_from_bronze(place, spark):
     assert any(incremental[f"history.{s}"] for s in PERSON_SOURCES)
 
 
+@pytest.mark.engines
 def test_a_local_lake_cleans_a_delivery_as_spark_does(place, spark):
     """Once each source had a history and silver on local disk, its cleans were DuckDB's and
     delta-rs's. The later deliveries cleaned again on Spark (a memory gate of 0: the guard's join,

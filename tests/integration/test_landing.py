@@ -302,6 +302,7 @@ def _contents(spark, settings: Settings) -> dict[str, list[tuple]]:
     return found
 
 
+@pytest.mark.engines
 def test_spark_lands_the_same_rows_in_the_same_tables(spark, bad_day, tmp_path, monkeypatch):
     """A lake on an object store lands through Spark; on local disk, worker processes and delta-rs do."""
     settings, _, _ = bad_day

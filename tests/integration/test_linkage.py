@@ -20,6 +20,8 @@ from jobs.linkage.features import identities, identity_features
 from jobs.linkage.files import read_input, standardised
 
 pytestmark = pytest.mark.integration
+# Splink on DuckDB is how a local Spark links (the default); on Spark, how a cluster does: make test-engines.
+ENGINES = [pytest.param(e, marks=pytest.mark.engines) if e == model.SPARK else e for e in model.ENGINES]
 
 GIVEN = ["WILLIAM", "MARGARET", "ANITA", "OLUWASEUN", "SIOBHAN", "KRZYSZTOF", "PRIYA", "DECLAN", "FATIMA", "GARETH"]
 NEWCOMER_GIVEN = ["ZEB", "QUINN", "YUSUF", "XAVIERA", "VIVIENNE", "ULRIKE", "TOBIAS", "RUFUS", "NIAMH", "ORLA"]
@@ -182,6 +184,7 @@ def first_link(files, spark, tmp_path_factory):
     return first, standardised(spark, [base[0], more]).persist()
 
 
+@pytest.mark.engines
 def test_splink_on_duckdb_links_the_files_as_splink_on_spark_does(files, spark, tmp_path):
     records = standardised(spark, [read_input(files / "gp.csv"), read_input(files / "council.csv")]).localCheckpoint()
     config = LinkageConfig.load()
@@ -206,7 +209,7 @@ def test_splink_on_duckdb_links_the_files_as_splink_on_spark_does(files, spark, 
     assert linked["duckdb"].model["sql_dialect"] == linked["spark"].model["sql_dialect"] == "spark"
 
 
-@pytest.mark.parametrize("engine", model.ENGINES)
+@pytest.mark.parametrize("engine", ENGINES)
 def test_an_incremental_delivery_keeps_every_person_id(first_link, spark, tmp_path, engine):
     first, delivered = first_link
     assert first.mode == "full"
@@ -251,7 +254,7 @@ def _delivery_alone(spark, files, first, delivered, rows, tmp_path, engine):
     return everything, alone
 
 
-@pytest.mark.parametrize("engine", model.ENGINES)
+@pytest.mark.parametrize("engine", ENGINES)
 def test_a_delivery_linked_alone_links_as_relinking_every_record_does(first_link, files, spark, tmp_path, engine):
     first, delivered = first_link
     rows = [{"record_id": "C001", **_council_view(1)}, {"record_id": "C999", **_council_view(150)}]
@@ -283,7 +286,7 @@ def test_a_record_resent_with_another_identity_moves_as_it_would_in_a_full_relin
     assert len(after) == len(before)  # nothing left out of the delivery is lost
 
 
-@pytest.mark.parametrize("engine", model.ENGINES)
+@pytest.mark.parametrize("engine", ENGINES)
 def test_a_delivery_scored_against_its_blocking_candidates_finds_every_pair_scoring_all_would(
     first_link, spark, tmp_path, monkeypatch, engine
 ):
@@ -516,6 +519,7 @@ def _deliver(spark, settings) -> None:
     lake.replace(lake.read(spark, gp).withColumn("lsoa_code", located).localCheckpoint(), gp)
 
 
+@pytest.mark.engines
 def test_a_delivery_on_a_local_lake_writes_what_the_spark_link_stage_writes(spark, tmp_path, monkeypatch):
     """On a lake on local disk the link stage finds a delivery in Delta's versions and rewrites its tables
     with DuckDB and delta-rs (jobs/linkage/local.py); on Spark (here: a memory budget of 0) it reads

@@ -332,6 +332,7 @@ def _damaged_staging(spark, place, home: Path, **env: str) -> Settings:
     return settings
 
 
+@pytest.mark.engines
 def test_the_gold_gate_finds_the_same_in_memory_as_on_spark(pipeline_run, spark, place, tmp_path, monkeypatch):
     """On local disk the gold gate validates with GX's pandas engine and DuckDB; elsewhere on Spark.
     Both must reach the same verdict on every rule, with the same counts, and drop the same rows."""
@@ -402,6 +403,7 @@ def _damaged_silver(spark, place, home: Path, **env: str) -> Settings:
     return settings
 
 
+@pytest.mark.engines
 def test_the_silver_checks_find_the_same_in_memory_as_on_spark(pipeline_run, spark, place, tmp_path, monkeypatch):
     """On local disk the silver checks validate in memory (delta-rs, GX's pandas engine, DuckDB); elsewhere
     on Spark. Both must fail the build on the same rules with the same counts, and record the same results."""
@@ -430,6 +432,7 @@ def test_the_silver_checks_find_the_same_in_memory_as_on_spark(pipeline_run, spa
     assert len({(r.table, r.rule_id) for r in results}) == len(results)
 
 
+@pytest.mark.engines
 def test_the_report_reads_the_same_by_duckdb_as_by_spark(pipeline_run, spark, place):
     """On a lake on local disk the report's queries run in DuckDB over delta-rs, with no Spark job;
     the page is the one Spark's reads of the same tables make (a lake over the gate's memory)."""
