@@ -40,6 +40,8 @@ def test_run_succeeds_and_summarises_every_gold_table(pipeline_run):
         # name, gate PASS, row count, Delta version 0 (first publication)
         assert re.search(rf"^\s+{contract.name}\s+PASS\s+[1-9]\d*\s+0\s*$", out, re.MULTILINE), contract.name
     assert "quality report:" in out
+    # Each stage releases what it cached without a warning per checkpoint (jobs.spark.releases_what_it_cached).
+    assert "locally checkpointed" not in out + pipeline_run.result.stderr
 
 
 def _pseudonym(value: str) -> str:
