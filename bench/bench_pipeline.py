@@ -1,6 +1,6 @@
 """The whole pipeline at increasing sizes: per stage rows, seconds, rows/s and peak memory.
 
-    .venv/bin/python bench/bench_pipeline.py [--sizes 10000,100000,1000000]
+    .venv/bin/python bench/bench_pipeline.py [--sizes 10000,100000,1000000] [--keep DIR]
     PLACELAKE_BENCH_SIZES=10000 make bench
 
 For each size, in a fresh process (so its peak memory is its own): generate a
@@ -154,8 +154,12 @@ def _identity_features(spark, settings):
     return _features_pandas(spark, records, LinkageConfig.load())
 
 
-def one_size(people: int, out: Path) -> None:
-    """Run in a child process: one size, written to out as JSON."""
+def one_size(people: int, out: Path, keep: Path | None = None) -> None:
+    """Run in a child process: one size, written to out as JSON.
+
+    keep: the place's home is copied to keep/<people>/after-full between the two builds (untimed) and
+    moved to keep/<people>/after-incremental at the end, for a look at what each build left.
+    """
     from bench_land import plain_copy
     from bench_link import duckdb_scale
 
@@ -195,6 +199,9 @@ def one_size(people: int, out: Path) -> None:
 
         say(f"full build: every delivery before {last}")
         full = build("bench-full")
+        if keep is not None:
+            say(f"keeping a copy of the lake after the full build in {keep / str(people) / 'after-full'} ...")
+            shutil.copytree(settings.home, keep / str(people) / "after-full", symlinks=True)
 
         # The identity records the full link read, kept on disk: Splink-DuckDB runs on them after the
         # incremental build, so neither its time nor its memory (held by this process once DuckDB has
@@ -236,6 +243,8 @@ def one_size(people: int, out: Path) -> None:
             "link_over_duckdb": round(link_s / max(duckdb["duckdb_s"], 0.1), 2),
         }
         out.write_text(json.dumps(result, indent=2), encoding="utf-8")
+        if keep is not None:
+            shutil.move(settings.home, keep / str(people) / "after-incremental")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -273,13 +282,18 @@ def main() -> int:
         default=_sizes(os.environ.get("PLACELAKE_BENCH_SIZES", DEFAULT_SIZES)),
         help=f"comma-separated numbers of people (default {DEFAULT_SIZES}, or env PLACELAKE_BENCH_SIZES)",
     )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="keep each size's lake under KEEP/<people>/ (after-full, a copy; after-incremental); default: removed",
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # the child: one size
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("PLACELAKE_PSEUDONYM_KEY", secrets.token_hex(32))  # synthetic data, throwaway key
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     if args.one:
-        one_size(args.one, args.out)
+        one_size(args.one, args.out, args.keep)
         return 0
 
     results, started = [], datetime.now(UTC)
@@ -288,7 +302,8 @@ def main() -> int:
         with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
             out = Path(handle.name)
         began = time.monotonic()
-        child = subprocess.run([sys.executable, __file__, "--one", str(people), "--out", str(out)], check=False)
+        keep = ["--keep", str(args.keep.resolve())] if args.keep else []
+        child = subprocess.run([sys.executable, __file__, "--one", str(people), "--out", str(out), *keep], check=False)
         if child.returncode != 0 or not out.stat().st_size:
             print(f"{people} people: the run failed (exit {child.returncode}); sizes after it are skipped")
             break
