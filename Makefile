@@ -50,7 +50,7 @@ test-engines: setup ## each fast path (DuckDB, delta-rs, in-memory checks) and S
 test-cluster: setup ## the pipeline on a real Spark standalone cluster (master + 2 workers on 127.0.0.1) equals a local run
 	$(BIN)/pytest -m cluster tests/cluster
 
-test-reliability: setup ## re-runs, SIGKILLs, concurrent runs, hostile extracts, erasure, key leaks (whole pipelines; 21 min on this 2-core machine; CI runs it after make test)
+test-reliability: setup ## re-runs, SIGKILLs, concurrent runs, hostile extracts, erasure, key leaks (whole pipelines; 21 min on this 2-core machine; CI runs it after make test and make test-engines)
 	$(BIN)/pytest -m reliability tests/reliability
 
 test-airflow: setup ## the DAGs under a real Airflow 3 scheduler, dag-processor and api-server: assets, backfill, clear
