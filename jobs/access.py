@@ -36,6 +36,7 @@ GOLD_DATABASE = "gold"
 # The published tables themselves (always their latest version); `gold` holds views over them.
 TABLES_DATABASE = "gold_tables"
 AUDIT_TABLE = ("ops", "sql_audit")
+AUDIT_PROPERTIES = {"delta.appendOnly": "true"}  # Delta itself refuses updates and deletes
 RUN_ID_KEY = "run_id"
 
 # Statements an analyst may run: queries and catalog look-ups. Anything else
@@ -297,14 +298,14 @@ def write_audit(spark: SparkSession, settings: Settings, rows: list[dict]) -> No
     path, app_id = settings.table(*AUDIT_TABLE), f"sql_audit-{uuid.uuid4()}"
     if settings.is_local():
         table = pa.Table.from_pylist(rows, schema=lake.arrow_schema(AUDIT_SCHEMA))
-        lake.append_once_local(table, path, app_id=app_id, properties={"delta.appendOnly": "true"})
+        lake.append_once_local(table, path, app_id=app_id, properties=AUDIT_PROPERTIES)
         return
     # The audit's own write must not be refused by the analyst session's path lock.
     previous = spark.conf.get("spark.sql.runSQLOnFiles")
     spark.conf.set("spark.sql.runSQLOnFiles", "true")
     try:
         df = spark.createDataFrame(rows, AUDIT_SCHEMA)
-        lake.append_once(df, path, app_id=app_id, properties={"delta.appendOnly": "true"})
+        lake.append_once(df, path, app_id=app_id, properties=AUDIT_PROPERTIES)
     finally:
         spark.conf.set("spark.sql.runSQLOnFiles", previous)
 

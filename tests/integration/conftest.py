@@ -104,12 +104,11 @@ def _failed_gate_run(root: Path) -> Run:
 class _Background:
     def __init__(self) -> None:
         self.pool: ThreadPoolExecutor | None = None
-        self.root: Path | None = None
         self.runs: dict[str, Future] = {}
 
     def start(self, root: Path, failed_gate: bool = True) -> None:
         # One worker: the runs follow each other, so at most one pipeline JVM competes with the tests.
-        self.pool, self.root = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline"), root
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline")
         self.runs["pipeline_run"] = self.pool.submit(_first_run, root)
         if failed_gate:  # the second run only when a collected test reads it
             self.runs["failed_gate_run"] = self.pool.submit(self._after_first, root)
@@ -121,8 +120,6 @@ class _Background:
     def get(self, name: str, root_factory) -> Run:
         if self.pool is None:  # collected some other way (e.g. a keyword at run time): start now
             self.start(root_factory())
-        if name not in self.runs:  # asked for though no collected test named it
-            self.runs[name] = self.pool.submit(self._after_first, self.root)
         return self.runs[name].result()
 
     def stop(self) -> None:
