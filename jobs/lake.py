@@ -197,13 +197,13 @@ LOCAL_SQL_MEMORY = "512MB"
 
 
 @contextmanager
-def local_sql():
-    """A DuckDB session within LOCAL_SQL_MEMORY, spilling to a temporary folder removed after it."""
+def local_sql(memory_limit: str = LOCAL_SQL_MEMORY):
+    """A DuckDB session within memory_limit, spilling to a temporary folder removed after it."""
     import duckdb
 
     with (
         tempfile.TemporaryDirectory(prefix="placelake-duckdb-") as spill,
-        duckdb.connect(config={"memory_limit": LOCAL_SQL_MEMORY, "temp_directory": spill}) as sql,
+        duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": spill}) as sql,
     ):
         yield sql
 

@@ -45,6 +45,26 @@ def _hmac_sha256_pads(secret: bytes):
     return hashlib.sha256(bytes(b ^ 0x36 for b in padded)), hashlib.sha256(bytes(b ^ 0x5C for b in padded))
 
 
+def hmac_hex(key: str):
+    """A function from a string to its HMAC-SHA256 under key (64 lower-case hex characters); None stays None.
+
+    For each engine's user-defined function (Spark's below, DuckDB's in jobs.curate_local): the key
+    stays in the function's closure, never in a query's text or plan.
+    """
+    inner, outer = _hmac_sha256_pads(key.encode("utf-8"))
+
+    def digest(text: str | None) -> str | None:
+        if text is None:
+            return None
+        h = inner.copy()
+        h.update(text.encode("utf-8"))
+        o = outer.copy()
+        o.update(h.digest())
+        return o.hexdigest()
+
+    return digest
+
+
 def hmac_sha256(value: Column, key: str) -> Column:
     """HMAC-SHA256 (RFC 2104) of a string column, as 64 lower-case hex characters; null stays null.
 
@@ -52,23 +72,11 @@ def hmac_sha256(value: Column, key: str) -> Column:
     expressions instead (sha2 over the key's inner and outer pads), the pads were literals in the
     query plan, and plans go to Spark's event logs and UI: anyone reading those could derive the key.
     """
-    secret = key.encode("utf-8")
 
     @F.pandas_udf("string")
     def hmac_sha256(values: pd.Series) -> pd.Series:
         # Derived in the Python worker, once a batch: hash states cannot be pickled into the UDF.
-        inner, outer = _hmac_sha256_pads(secret)
-
-        def digest(text: str | None) -> str | None:
-            if text is None:
-                return None
-            h = inner.copy()
-            h.update(text.encode("utf-8"))
-            o = outer.copy()
-            o.update(h.digest())
-            return o.hexdigest()
-
-        return values.map(digest)
+        return values.map(hmac_hex(key))
 
     return hmac_sha256(value)
 

@@ -435,6 +435,38 @@ def test_the_silver_checks_find_the_same_in_memory_as_on_spark(pipeline_run, spa
 
 
 @pytest.mark.engines
+def test_curate_builds_the_same_gold_in_duckdb_as_on_spark(pipeline_run, spark, place):
+    """On a lake on local disk curate runs in DuckDB over delta-rs (jobs.curate_local); elsewhere on Spark
+    (jobs.curate). From the run's silver both build the same rows in every gold table."""
+    import collections
+    from datetime import date
+
+    from jobs import curate, curate_local
+    from jobs.privacy import pseudonym_key
+
+    as_of, key = date(2026, 11, 1), pseudonym_key()
+    assert curate_local.curates_locally(place)
+    assert not curate_local.curates_locally(dataclasses.replace(place, gate_memory_bytes=0))
+    persons = lake.read(spark, place.table("silver", "person"))
+    events = curate.linked_events(spark, place)
+    by_spark = {
+        name: df.toArrow()
+        for name, df in curate.build_gold(persons, events, curate.opt_out_list(spark, place), key, as_of).items()
+    }
+    with lake.local_sql() as sql:
+        curate_local.register_silver(sql, place)
+        tables = curate_local.build_gold(sql, key, as_of)
+        by_duckdb = {name: sql.sql(f"SELECT * FROM {table}").to_arrow_table() for name, table in tables.items()}
+    assert set(by_duckdb) == set(by_spark) == {c.name for c in gold_contracts()}
+    for name, table in by_spark.items():
+        rows = collections.Counter(tuple(r.items()) for r in table.to_pylist())
+        assert rows, name
+        assert collections.Counter(tuple(r.items()) for r in by_duckdb[name].cast(table.schema).to_pylist()) == rows, (
+            name
+        )
+
+
+@pytest.mark.engines
 def test_the_report_reads_the_same_by_duckdb_as_by_spark(pipeline_run, spark, place):
     """On a lake on local disk the report's queries run in DuckDB over delta-rs, with no Spark job;
     the page is the one Spark's reads of the same tables make (a lake over the gate's memory)."""

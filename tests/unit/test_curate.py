@@ -322,3 +322,103 @@ def test_gold_carries_a_discharge_destination_only_when_its_code_list_knows_it(s
     )
     got = {r.duration_days: r.discharge_destination for r in build_care_event(events, KEY).collect()}
     assert got == {9: "19", 1: None, 0: "306689006"}
+
+
+# --- the same rules in DuckDB (jobs.curate_local), which make run takes on a lake on local disk -------
+
+
+def gold_both_ways(spark, persons, events, opt_outs, as_of):
+    """Every gold table as Spark's builders and as DuckDB's build it, each as a multiset of rows."""
+    import collections
+
+    from jobs import curate_local, lake
+
+    def rows(table):
+        return collections.Counter(tuple(r.items()) for r in table.to_pylist())
+
+    by_spark = {name: df.toArrow() for name, df in build_gold(persons, events, opt_outs, KEY, as_of).items()}
+    with lake.local_sql() as sql:
+        for name, frame in (("persons_in", persons), ("events_in", events), ("opt_outs", opt_outs)):
+            sql.register(name, frame.toArrow())
+        tables = curate_local.build_gold(sql, KEY, as_of)
+        by_duckdb = {name: sql.sql(f"SELECT * FROM {table}").to_arrow_table() for name, table in tables.items()}
+    assert set(by_duckdb) == set(by_spark)
+    return {n: rows(t) for n, t in by_spark.items()}, {
+        n: rows(by_duckdb[n].cast(t.schema)) for n, t in by_spark.items()
+    }
+
+
+@pytest.mark.parametrize("as_of", [AS_OF, D("2024-02-29"), D("2026-08-31")], ids=str)
+def test_duckdb_builds_the_gold_that_spark_builds(spark, as_of):
+    """Ages on and either side of a birthday (a leap day's too), windows that start on a month's last day,
+    codes Trusts send with dots and spaces, ties in stated ethnicity, deaths, open packages and opt-outs."""
+    persons = spark.createDataFrame(
+        [
+            person("P1", "1940-05-17", nhs="9990000018"),
+            person("P2", "1961-11-01", nhs="9990000026"),  # 65 on 2026-11-01
+            person("P3", "1961-11-02"),  # 65 the day after
+            person("P4", "1956-02-29"),  # a leap day
+            person("P5", None, ward=None),  # no date of birth, no ward
+            person("P6", "2026-08-31", lsoa=None),  # born on a month's last day
+            person("P7", "1950-01-31", nhs="9990000034", ward="E05000002"),  # on the opt-out list
+            person("P8", "1935-03-03", ward="E05000002"),
+        ],
+        PERSONS,
+    )
+    rows = [event("P1", f"A{i}", "ae_attendance", f"2026-0{i}-10", f"2026-0{i}-10") for i in range(1, 10)]
+    rows += [event("P8", f"B{i}", "ae_attendance", f"2025-{i:02d}-28", f"2025-{i:02d}-28") for i in range(3, 13)]
+    rows += [
+        event("P1", "E1", "hospital_episode", "2026-09-01", "2026-09-10", "EMERGENCY", "W19X", ready="2026-09-06"),
+        event("P1", "S1", "social_care_service", "2026-09-10", None, "HOME_CARE"),
+        event("P2", "E2", "hospital_episode", "2026-02-27", "2026-03-02", "EMERGENCY", " s72.0 ", ready="2026-02-28"),
+        event("P2", "E3", "hospital_episode", "2026-08-31", "2026-09-30", "EMERGENCY", "I21", ready="2026-09-01"),
+        event("P2", "S2", "social_care_service", "2026-09-01", "2026-10-31", "RESIDENTIAL"),
+        event("P2", "S3", "social_care_service", "2026-09-01", "2026-10-31", "NURSING"),
+        event("P3", "E4", "hospital_episode", "2024-01-10", "2024-02-29", "ELECTIVE", "U07.1", dest="79"),
+        event("P3", "K1", "community_contact", "2023-12-01", "2023-12-01", "FALLS_SERVICE", ethnic="A1"),
+        event("P4", "K2", "community_contact", "2026-06-30", "2026-06-30", "DISTRICT_NURSING", ethnic="B2"),
+        event("P4", "K3", "community_contact", "2026-07-31", "2026-07-31", "HEALTH_VISITING", ethnic="A1"),
+        event("P4", "R1", "social_care_request", "2026-08-31", "2026-08-31", ethnic="Z"),
+        event("P4", "R2", "social_care_assessment", "2026-09-15", "2026-09-15"),
+        event("P4", "H1", "housing_case", "2026-10-01", None, "MAIN_DUTY"),
+        event("P5", "E5", "hospital_episode", "2026-10-20", None, "EMERGENCY", "=SUM(A1)", dest="O'Brien"),
+        event("P5", "G1", "gp_registration", "2016-01-01", None),
+        event("P6", "A20", "ae_attendance", "2026-09-30", "2026-10-01", dest="306689006"),
+        event("P7", "A21", "ae_attendance", "2026-03-03", "2026-03-03", nhs="9990000034"),
+        event("P7", "E6", "hospital_episode", "2026-03-03", "2026-03-09", "EMERGENCY", "R41", ready="2026-03-04"),
+        event("P8", "E7", "hospital_episode", "2026-01-31", "2026-02-28", "EMERGENCY", "J18", ready="2026-02-01"),
+        event("P8", "S4", "social_care_service", "2026-02-28", None, None),
+    ]
+    events = spark.createDataFrame(rows, EVENTS)
+    opt_outs = spark.createDataFrame([("9990000034",), (None,)], "nhs_number string")
+    by_spark, by_duckdb = gold_both_ways(spark, persons, events, opt_outs, as_of)
+    for name in by_spark:
+        assert by_duckdb[name] == by_spark[name], name
+    # Not vacuous: on the run date the rows were typed around every table has rows and the rules fire.
+    if as_of == AS_OF:
+        assert all(by_spark.values())
+        assert any(dict(r)["is_frail"] for r in by_spark["person"])
+    assert len(by_spark["person"]) == 7 and sum(by_spark["care_event"].values()) == len(rows) - 2
+
+
+def test_duckdb_rounds_counts_and_rates_as_spark_does(spark):
+    """Published counts and rates on every pair of counts up to 400 (rates of 1,000 per 1,000 and more,
+    ties at .x5 among them): DuckDB's integer HALF_UP against Spark's rounding of a double."""
+    from jobs import curate_local, lake
+    from jobs.privacy import rate_per_1000, rounded_count
+
+    pairs = spark.createDataFrame(
+        [(n, d) for n in range(0, 401, 5) for d in range(0, 401, 5)] + [(3, None)], "n long, d long"
+    )
+    expected = pairs.select(
+        "n", "d", rounded_count(F.col("d")).alias("published"), rate_per_1000(F.col("n"), F.col("d")).alias("rate")
+    )
+    with lake.local_sql() as sql:
+        sql.register("pairs", pairs.toArrow())
+        got = sql.sql(
+            f"SELECT n, d, {curate_local.rounded_count('d')} AS published, "
+            f"{curate_local.rate_per_1000('n', 'd')} AS rate FROM pairs"
+        ).fetchall()
+    assert sorted(got, key=repr) == sorted((tuple(r) for r in expected.collect()), key=repr)
+    # Ties (a quotient ending in .x5) are among them: where HALF_UP and round-half-even would part.
+    assert any(d and (n * 20000) % (2 * d) == d for n, d, *_ in got)
