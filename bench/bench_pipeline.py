@@ -21,7 +21,8 @@ Reference points in the same process, as ratios:
   on the identity records the full link read, run after the incremental build
   (DuckDB's memory stays with the process once it has run).
 
-Prints a table and writes bench/results/pipeline-<timestamp>.json. A harness,
+Prints a table and writes bench/results/pipeline-<timestamp>.json, and each size's jobs.* log
+(INFO: each stage's own steps and phases, counts and seconds) to pipeline-<timestamp>-<people>.log. A harness,
 not a test. Issue #10's targets: 1M people end to end in < 30 min with peak
 memory < 16 GiB; an incremental delivery < 5% of a full build; landing
 <= 1.5x its floor; linkage <= 3x Splink on DuckDB.
@@ -32,6 +33,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import logging
 import os
 import platform
 import secrets
@@ -288,11 +290,19 @@ def main() -> int:
         help="keep each size's lake under KEEP/<people>/ (after-full, a copy; after-incremental); default: removed",
     )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # the child: one size
+    parser.add_argument("--log", type=Path, help=argparse.SUPPRESS)  # the child's jobs.* log
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("PLACELAKE_PSEUDONYM_KEY", secrets.token_hex(32))  # synthetic data, throwaway key
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     if args.one:
+        if args.log:
+            # Each stage's own breakdown (link phases, clean's steps), counts and seconds only, kept
+            # beside the results so a figure can be traced without running again.
+            logging.basicConfig(
+                filename=args.log, level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+            )
+            logging.getLogger("jobs").setLevel(logging.INFO)
         one_size(args.one, args.out, args.keep)
         return 0
 
@@ -303,12 +313,18 @@ def main() -> int:
             out = Path(handle.name)
         began = time.monotonic()
         keep = ["--keep", str(args.keep.resolve())] if args.keep else []
-        child = subprocess.run([sys.executable, __file__, "--one", str(people), "--out", str(out), *keep], check=False)
+        RESULTS.mkdir(exist_ok=True)
+        log = RESULTS / f"pipeline-{started:%Y%m%dT%H%M%SZ}-{people}.log"
+        print(f"  the jobs' log: {log}", flush=True)
+        child = subprocess.run(
+            [sys.executable, __file__, "--one", str(people), "--out", str(out), "--log", str(log), *keep], check=False
+        )
         if child.returncode != 0 or not out.stat().st_size:
             print(f"{people} people: the run failed (exit {child.returncode}); sizes after it are skipped")
             break
         result = json.loads(out.read_text(encoding="utf-8"))
         result["wall_s"] = round(time.monotonic() - began, 1)
+        result["log"] = str(log.relative_to(REPO))
         results.append(result)
         out.unlink()
 

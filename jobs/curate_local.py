@@ -15,11 +15,11 @@ ones, count_if as a count that is 0, never null, and sums typed as Spark's long.
 
 from __future__ import annotations
 
+import calendar
 import logging
 from datetime import date
 
 import pyarrow as pa
-from dateutil.relativedelta import relativedelta
 
 from jobs import lake
 from jobs.codes import _icd10_chapter_of_category, known_codes
@@ -72,9 +72,15 @@ def _day(d: date) -> str:
     return f"DATE '{d.isoformat()}'"
 
 
+def _add_months(day: date, months: int) -> date:
+    """Spark's add_months: the same day of the month months later, or that month's last day if it has none."""
+    years, month = divmod(day.month - 1 + months, 12)
+    year = day.year + years
+    return date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
+
+
 def _months_before(as_of: date, months: int) -> str:
-    # Spark's add_months: the same day, or the month's last day when it has no such day.
-    return _day(as_of - relativedelta(months=months))
+    return _day(_add_months(as_of, -months))
 
 
 def _month(column: str) -> str:
@@ -119,9 +125,9 @@ def listed_code(column: str, table: str | None = None) -> str:
     return f"CASE WHEN {qualified} IN ({_in(known_codes(column))}) THEN {qualified} END"
 
 
-def icd10_chapter(raw: str) -> str:
-    """jobs.codes.icd10_chapter: the chapter of the code's first three characters, from the icd10_categories
-    table (_icd10_categories) joined as `chapters` on chapters.category = this expression's category."""
+def icd10_category(raw: str) -> str:
+    """The first three characters of a diagnosis code once upper-cased and stripped of dots and spaces, as
+    jobs.codes.icd10_chapter reads them; its chapter is icd10_categories' (_icd10_categories) for it."""
     return f"substring(regexp_replace(upper(trim({raw})), '[.\\t\\n\\x0B\\f\\r ]', '', 'g'), 1, 3)"
 
 
@@ -229,13 +235,13 @@ def build_care_event() -> str:
             {listed_code("discharge_destination", "e")} AS discharge_destination
         FROM events AS e
         JOIN person_keys AS k ON k.person_id = e.person_id
-        LEFT JOIN icd10_categories AS c ON regexp_matches({icd10_chapter("e.primary_diagnosis")}, '^[A-Z][0-9]{{2}}$')
-            AND c.category = {icd10_chapter("e.primary_diagnosis")}"""
+        LEFT JOIN icd10_categories AS c ON regexp_matches({icd10_category("e.primary_diagnosis")}, '^[A-Z][0-9]{{2}}$')
+            AND c.category = {icd10_category("e.primary_diagnosis")}"""
 
 
 def _grid_months(as_of: date, months: int) -> str:
     first = date(as_of.year, as_of.month, 1)
-    return " UNION ALL ".join(f"SELECT {_day(first - relativedelta(months=m))} AS month" for m in range(months, 0, -1))
+    return " UNION ALL ".join(f"SELECT {_day(_add_months(first, -m))} AS month" for m in range(months, 0, -1))
 
 
 def place_month_counts(as_of: date, months: int = PLACE_MONTHS) -> str:
