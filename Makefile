@@ -45,7 +45,7 @@ test: setup browser ## run the test suite (unit, DAG integrity, end-to-end integ
 	$(BIN)/pytest
 
 test-engines: setup ## each fast path (DuckDB, delta-rs, in-memory checks) and Splink on Spark give what the Spark path gives (CI runs it after make test)
-	$(BIN)/pytest -m engines tests/integration
+	$(BIN)/pytest -m engines tests/integration tests/unit
 
 test-cluster: setup ## the pipeline on a real Spark standalone cluster (master + 2 workers on 127.0.0.1) equals a local run
 	$(BIN)/pytest -m cluster tests/cluster
